@@ -1,0 +1,77 @@
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from './core/config/validate';
+import { envCommand } from './cli/env-command';
+import { serve, UsageError } from './cli/serve';
+import { tokenCommand } from './cli/token-command';
+import { VERSION } from './cli/version';
+
+/** The standalone command line: the same gateway as the extension, without VS Code. */
+function program(): Command {
+  const cli = new Command('claude-code-gateway')
+    .description('A local gateway between Claude Code and Anthropic, Amazon Bedrock, Google Vertex AI and LiteLLM.')
+    .version(VERSION, '-v, --version')
+    .showHelpAfterError();
+
+  const configOption = ['-c, --config <file>', 'config file (default: $CLAUDE_CODE_GATEWAY_CONFIG, else ~/.claude-code-gateway/config.json)'] as const;
+
+  cli
+    .command('serve')
+    .description('run the gateway (creates a default config on first run)')
+    .option(...configOption)
+    .option('--host <host>', 'listen address (default from config: 127.0.0.1)')
+    .option('-p, --port <port>', 'listen port; 0 picks a free one (default from config: 4747)')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
+    .action(async (opts) => serve(opts));
+
+  cli
+    .command('env')
+    .description('print the environment that points Claude Code at the gateway')
+    .option(...configOption)
+    .option('--profile <name>', 'profile to use (default: activeProfile)')
+    .option('--shell <shell>', 'sh, fish, powershell or json', 'sh')
+    .option('--key <id>', 'gateway key to reference (default: the first configured key, or the generated one)')
+    .option('--reveal-key', 'print the generated key itself instead of a reference to its file')
+    .action((opts) => {
+      process.stdout.write(envCommand(opts) + '\n');
+    });
+
+  cli
+    .command('token')
+    .description("print a short-lived signed token for a key (for Claude Code's apiKeyHelper)")
+    .option(...configOption)
+    .option('--key <id>', 'key id (default: the first configured key, or the generated one)')
+    .option('--ttl <duration>', 'lifetime, e.g. 30m, 1h, 7d', '1h')
+    .action((opts) => {
+      process.stdout.write(tokenCommand(opts) + '\n');
+    });
+
+  return cli;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const cli = program().exitOverride();
+  try {
+    await cli.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exit(err.exitCode === 0 ? 0 : 2);
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exit(2);
+    }
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE') {
+      process.stderr.write(`error: the address is already in use (${e.message}); another gateway may be running. Use --port to pick another.\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`error: ${e.message ?? String(err)}\n`);
+    process.exit(1);
+  }
+}
+
+void main(process.argv);

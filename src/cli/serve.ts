@@ -1,0 +1,93 @@
+import type { FastifyInstance } from 'fastify';
+import { claudeCodeEnv, formatEnv } from '../core/env';
+import { buildGateway, REDACT_PATHS } from '../core/gateway/build';
+import { isLoopbackHost } from '../core/gateway/browser-guard';
+import { GatewayRuntime } from '../core/runtime';
+import { cliKeyRing, keyReferenceFor, loadCliConfig } from './context';
+import { VERSION } from './version';
+
+export interface ServeOptions {
+  config?: string;
+  host?: string;
+  port?: string;
+  logLevel?: string;
+}
+
+/** How long in-flight streams may run after SIGINT/SIGTERM before the process exits anyway. */
+export const DRAIN_MS = 10_000;
+
+/** `claude-code-gateway serve`: run the gateway until a signal, printing how to point Claude Code at it. */
+export async function serve(opts: ServeOptions): Promise<void> {
+  const ctx = loadCliConfig(opts.config);
+  const { config } = ctx;
+  if (ctx.created) process.stderr.write(`Created a default configuration at ${ctx.file}\n`);
+  if (opts.host) config.listen.host = opts.host;
+  if (opts.port !== undefined) {
+    const port = Number(opts.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: must be an integer from 0 to 65535, got "${opts.port}"`);
+    config.listen.port = port;
+  }
+  if (!isLoopbackHost(config.listen.host) && config.keys.length === 0) {
+    throw new UsageError(
+      `Refusing to listen on ${config.listen.host} without configured keys: anyone who can reach it could spend on your providers. Add "keys" to ${ctx.file} (see the README), or listen on 127.0.0.1.`,
+    );
+  }
+  const keys = cliKeyRing(config, { createLocalKey: true });
+  for (const w of keys.warnings) process.stderr.write(`warning: ${w}\n`);
+  const runtime = new GatewayRuntime({ config, keys, version: VERSION });
+  const active = runtime.profile(config.activeProfile)!;
+  if (active.unusable) process.stderr.write(`warning: ${active.unusable}\n`);
+  else warnMissingKey(active.apiKey);
+
+  const app = buildGateway({
+    runtime,
+    listenHost: config.listen.host,
+    logger: { level: opts.logLevel ?? config.logLevel, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
+  });
+  await app.listen({ host: config.listen.host, port: config.listen.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.listen.port;
+  const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+  const url = `http://${host}:${port}`;
+  const env = claudeCodeEnv({ gatewayUrl: url, profile: active });
+  const { ref } = keyReferenceFor(ctx);
+  process.stdout.write(`Claude Code Gateway listening on ${url}\n`);
+  process.stdout.write(`# Point Claude Code at it (profile "${active.name}", ${active.provider}):\n${formatEnv(env, 'sh', ref)}\n`);
+  installSignalHandlers(app, runtime);
+}
+
+function warnMissingKey(apiKey: string | undefined): void {
+  const m = apiKey ? /^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(apiKey) : null;
+  if (m && !process.env[m[1]]) {
+    process.stderr.write(`warning: ${m[1]} is not set; model calls on the active profile will fail until it is (the gateway still starts).\n`);
+  }
+}
+
+function installSignalHandlers(app: FastifyInstance, runtime: GatewayRuntime): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`${signal}: no longer accepting connections; waiting up to ${DRAIN_MS / 1000} s for ${runtime.callsInFlight} call(s) in flight\n`);
+    const timer = setTimeout(() => {
+      app.server.closeAllConnections();
+      runtime.dispose();
+      process.exit(0);
+    }, DRAIN_MS);
+    timer.unref();
+    app
+      .close()
+      .catch(() => undefined)
+      .finally(() => {
+        runtime.dispose();
+        process.exit(0);
+      });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** A command-line mistake: printed without a stack, exit status 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}

@@ -1,0 +1,78 @@
+import createError, { type FastifyErrorConstructor } from '@fastify/error';
+
+/** Anthropic's error `type` values, which Claude Code and the SDKs understand. */
+export type AnthropicErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'permission_error'
+  | 'not_found_error'
+  | 'request_too_large'
+  | 'rate_limit_error'
+  | 'billing_error'
+  | 'api_error'
+  | 'overloaded_error';
+
+const TYPE_BY_CODE = new Map<string, AnthropicErrorType>();
+/** Codes whose retry cannot help (configuration problems): answered with `x-should-retry: false`. */
+const NO_RETRY = new Set<string>();
+
+function define(code: string, type: AnthropicErrorType, status: number, message: string, opts: { retry?: boolean } = {}): FastifyErrorConstructor {
+  TYPE_BY_CODE.set(code, type);
+  if (opts.retry === false) NO_RETRY.add(code);
+  return createError(code, message, status);
+}
+
+/** Every error the gateway itself produces: a stable code, an HTTP status and an Anthropic-shaped body. */
+export const Errors = {
+  NoCredential: define(
+    'CCGW_NO_CREDENTIAL',
+    'authentication_error',
+    401,
+    'No gateway key in the request. Send it as "Authorization: Bearer <key>", "x-api-key: <key>" or "Proxy-Authorization: Bearer <key>" (for Claude Code: ANTHROPIC_AUTH_TOKEN; run `claude-code-gateway env`).',
+  ),
+  ExpiredToken: define('CCGW_EXPIRED_TOKEN', 'authentication_error', 401, 'The gateway token expired at %s; get a new one with `claude-code-gateway token`.'),
+  UnknownKey: define(
+    'CCGW_UNKNOWN_KEY',
+    'permission_error',
+    403,
+    'The gateway key is not recognised by this gateway. Use the key the gateway printed (`claude-code-gateway env`) or one from its config.',
+    { retry: false },
+  ),
+  RevokedKey: define('CCGW_REVOKED_KEY', 'permission_error', 403, 'The gateway key "%s" has been revoked.', { retry: false }),
+  ForbiddenOrigin: define('CCGW_FORBIDDEN_ORIGIN', 'permission_error', 403, '%s', { retry: false }),
+  UnknownProfile: define('CCGW_UNKNOWN_PROFILE', 'not_found_error', 404, 'No profile named "%s" (profiles: %s).', { retry: false }),
+  WrongRoute: define('CCGW_WRONG_ROUTE', 'invalid_request_error', 400, '%s', { retry: false }),
+  InvalidJson: define('CCGW_INVALID_JSON', 'invalid_request_error', 400, 'The request body is not valid JSON: %s.'),
+  InvalidRequest: define('CCGW_INVALID_REQUEST', 'invalid_request_error', 400, '%s'),
+  BodyTooLarge: define('CCGW_BODY_TOO_LARGE', 'request_too_large', 413, 'The request body is larger than the gateway accepts (%s bytes).'),
+  NotFound: define('CCGW_NOT_FOUND', 'not_found_error', 404, '%s'),
+  ProfileConfig: define('CCGW_PROFILE_CONFIG', 'api_error', 500, 'Gateway configuration problem: %s', { retry: false }),
+  HelperFailed: define('CCGW_HELPER_FAILED', 'api_error', 502, 'The apiKeyHelper of profile "%s" failed: %s', { retry: false }),
+  CredentialsFailed: define('CCGW_CREDENTIALS_FAILED', 'api_error', 502, '%s'),
+  UpstreamUnreachable: define('CCGW_UPSTREAM_UNREACHABLE', 'api_error', 502, 'Could not reach the upstream of profile "%s" (%s): %s.'),
+  UpstreamTimeout: define('CCGW_UPSTREAM_TIMEOUT', 'api_error', 504, 'The upstream of profile "%s" (%s) did not answer in time: %s.'),
+  Unavailable: define('CCGW_UNAVAILABLE', 'api_error', 503, '%s', { retry: false }),
+} as const;
+
+/** The Anthropic error type for a code, falling back on the HTTP status. */
+export function anthropicTypeFor(code: string | undefined, status: number): AnthropicErrorType {
+  const byCode = code ? TYPE_BY_CODE.get(code) : undefined;
+  if (byCode) return byCode;
+  if (status === 400) return 'invalid_request_error';
+  if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 404) return 'not_found_error';
+  if (status === 413) return 'request_too_large';
+  if (status === 429) return 'rate_limit_error';
+  if (status === 529) return 'overloaded_error';
+  return status < 500 ? 'invalid_request_error' : 'api_error';
+}
+
+export function shouldNotRetry(code: string | undefined): boolean {
+  return code !== undefined && NO_RETRY.has(code);
+}
+
+/** The JSON body Anthropic's API uses for errors. */
+export function anthropicErrorBody(type: AnthropicErrorType, message: string): string {
+  return JSON.stringify({ type: 'error', error: { type, message } });
+}

@@ -1,0 +1,100 @@
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { GatewayRuntime } from '../runtime';
+import { anthropicErrorBody, anthropicTypeFor, Errors, shouldNotRetry } from '../errors';
+import type { Authenticated } from './keys';
+import { browserGuard } from './browser-guard';
+import { newRequestId } from './proxy-call';
+import { registerPublicRoutes } from './routes/public';
+import { registerModelRoutes } from './routes/model-routes';
+
+/** Largest request body accepted (Claude Code sends long conversations and images). */
+export const BODY_LIMIT = 32 * 1024 * 1024;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the auth step of model routes. */
+    gatewayAuth?: Authenticated;
+  }
+}
+
+export interface BuildOptions {
+  runtime: GatewayRuntime;
+  logger?: FastifyServerOptions['logger'];
+  /** The address the server will listen on, for the Host/Origin checks. */
+  listenHost?: string;
+}
+
+/** Pino redaction: credentials never reach a log line. */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers["x-api-key"]',
+  'req.headers["proxy-authorization"]',
+  'headers.authorization',
+  'headers["x-api-key"]',
+  'headers["proxy-authorization"]',
+];
+
+/** Builds the gateway's Fastify app without listening; the CLI and the extension call `listen`. */
+export function buildGateway(opts: BuildOptions): FastifyInstance {
+  const { runtime } = opts;
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT,
+    genReqId: newRequestId,
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    keepAliveTimeout: 65_000,
+    // Slow-loris protection: the whole header block must arrive within 30 s.
+    http: { headersTimeout: 30_000 } as never,
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 2048 },
+  });
+
+  // Bodies stay bytes: passthrough routes forward them unchanged; the unified route parses JSON itself.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, (_req, body, done) => done(null, body));
+
+  app.addHook('onRequest', browserGuard(opts.listenHost ?? runtime.config.listen.host));
+
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string; headers?: Record<string, string> }, request, reply) => {
+    let status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
+    let message = error.message;
+    let code = error.code;
+    if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      const e = new Errors.BodyTooLarge(String(BODY_LIMIT));
+      status = e.statusCode ?? 413;
+      message = e.message;
+      code = e.code;
+    } else if (status >= 500 && !code?.startsWith('CCGW_')) {
+      request.log.error({ err: error, reqId: request.id }, 'unexpected gateway error');
+      message = `Internal gateway error (request id ${request.id}); the gateway log has the details.`;
+    }
+    if (reply.sent || reply.raw.headersSent) {
+      reply.raw.destroy();
+      return;
+    }
+    const type = anthropicTypeFor(code, status);
+    if (shouldNotRetry(code)) reply.header('x-should-retry', 'false');
+    if (error.headers) reply.headers(error.headers);
+    reply.code(status).type('application/json').header('x-gateway-error', code ?? 'error').send(anthropicErrorBody(type, message));
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0];
+    const e = new Errors.NotFound(
+      `No gateway route for ${request.method} ${path}. Model routes: /v1/messages (ANTHROPIC_BASE_URL=<gateway>), /anthropic/*, /bedrock/*, /vertex_ai/v1/*, each also under /profiles/<name>/.`,
+    );
+    reply.code(404).type('application/json').send(anthropicErrorBody('not_found_error', e.message));
+  });
+
+  registerPublicRoutes(app, runtime);
+  registerModelRoutes(app, runtime, {});
+  void app.register(
+    async (scoped) => {
+      registerModelRoutes(scoped, runtime, { pinned: true });
+    },
+    { prefix: '/profiles/:profile' },
+  );
+
+  return app;
+}

@@ -1,0 +1,68 @@
+import type { ProviderName } from '../config/schema';
+import type { Usage } from '../streams/usage';
+import type { GatewayKey } from './keys';
+
+/** The route family a model call came in on. */
+export type RouteName = 'anthropic' | 'unified' | 'bedrock' | 'vertex';
+
+/** What the gateway knows about a model call when it is admitted. */
+export interface CallInfo {
+  requestId: string;
+  startedAt: number;
+  key: GatewayKey;
+  /** The key's project, else the `x-claude-code-gateway-project` header. */
+  project?: string;
+  sessionId?: string;
+  agentId?: string;
+  profile: string;
+  provider: ProviderName;
+  route: RouteName;
+  method: string;
+  /** Path without the query string (queries can carry secrets in other APIs). */
+  path: string;
+  requestedModel?: string;
+  upstreamModel?: string;
+  streaming: boolean;
+  /** `count_tokens` calls: recorded, never priced, never blocked. */
+  countTokens: boolean;
+  /** The request body (only kept when the audit log stores bodies). */
+  requestBody?: Buffer;
+}
+
+/** How a call ended. */
+export type CallStatus = 'ok' | 'upstream_error' | 'client_aborted' | 'upstream_cut' | 'gateway_error' | 'rejected';
+
+/** What the gateway knows once a call has settled. */
+export interface CallOutcome {
+  status: CallStatus;
+  /** Status code sent to the client. */
+  httpStatus: number;
+  upstreamStatus?: number;
+  latencyMs: number;
+  /** Time to the first response byte at the client, from the start of the call. */
+  ttfbMs?: number;
+  usage: Usage;
+  /** Upstream model from the response, when it said. */
+  responseModel?: string;
+  stopReason?: string;
+  errorType?: string;
+  errorMessage?: string;
+}
+
+/** A settled call, as events and the audit log see it. */
+export interface SettledCall extends CallInfo, CallOutcome {
+  costUsd: number;
+  priceKnown: boolean;
+}
+
+/** Admission answer: extra response headers (rate-limit headroom) and a handle to settle the call with. */
+export interface Admission {
+  headers?: Record<string, string>;
+  settle(outcome: CallOutcome): void;
+}
+
+/** The accounting seam: admits calls (budgets, rate limits) and settles them (usage, cost, audit, events). */
+export interface Accountant {
+  /** Throws an Anthropic-shaped 429/503 error when the call must not go ahead. */
+  admit(call: CallInfo): Admission;
+}

@@ -1,0 +1,163 @@
+import type { ServerResponse } from 'node:http';
+import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
+import { Errors } from '../errors';
+
+/** What the gateway sends upstream for one call. */
+export interface UpstreamRequest {
+  /** Scheme, host and port, fixed by the profile (never by the client). */
+  origin: string;
+  /** Path and query, already rebased onto the upstream. */
+  path: string;
+  method: string;
+  headers: Record<string, string>;
+  body?: Buffer;
+}
+
+/** The upstream's answer before its body is read. */
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string | string[]>;
+  body: Dispatcher.ResponseData['body'];
+  /** Milliseconds from sending to the response headers. */
+  headersMs: number;
+}
+
+/** How the byte pipe to the client ended. */
+export type PipeOutcome = 'complete' | 'client_aborted' | 'upstream_cut';
+
+export interface PipeResult {
+  outcome: PipeOutcome;
+  bytes: number;
+  /** Milliseconds from pipe start to the first body byte written (undefined when none). */
+  firstByteMs?: number;
+  error?: string;
+}
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) and those the HTTP client sets itself.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'content-length']);
+// Credentials a client may send; the route decides which (if any) go upstream.
+export const CLIENT_CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'proxy-authorization'] as const;
+
+/** Copies the client's headers for upstream: hop-by-hop and credential headers removed, identity encoding asked. */
+export function forwardableHeaders(incoming: Record<string, string | string[] | undefined>, keep: ReadonlySet<string> = new Set()): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name in incoming) {
+    const value = incoming[name];
+    if (value === undefined || HOP_BY_HOP.has(name)) continue;
+    if ((CLIENT_CREDENTIAL_HEADERS as readonly string[]).includes(name) && !keep.has(name)) continue;
+    if (name === 'x-claude-code-gateway-project') continue;
+    out[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  // The usage tap reads the body as it passes: ask for it uncompressed (loopback to the client costs nothing).
+  out['accept-encoding'] = 'identity';
+  return out;
+}
+
+/** The HTTP client for all upstreams: keep-alive pools per origin, no response-body timeout shorter than Claude Code's own. */
+export function createUpstreamAgent(): Agent {
+  return new Agent({
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 120_000,
+    connectTimeout: 15_000,
+    headersTimeout: 10 * 60_000,
+    bodyTimeout: 10 * 60_000,
+  });
+}
+
+/** Sends a request upstream; network failures become Anthropic-shaped 502/504 errors naming the upstream. */
+export async function sendUpstream(agent: Dispatcher, req: UpstreamRequest, signal: AbortSignal, profileName: string): Promise<UpstreamResponse> {
+  const started = performance.now();
+  try {
+    const res = await agent.request({
+      origin: req.origin,
+      path: req.path,
+      method: req.method as Dispatcher.HttpMethod,
+      headers: req.headers,
+      body: req.body,
+      signal,
+    });
+    return { status: res.statusCode, headers: res.headers as Record<string, string | string[]>, body: res.body, headersMs: performance.now() - started };
+  } catch (err) {
+    throw upstreamError(err, req.origin, profileName);
+  }
+}
+
+/** Maps a client-side failure to the gateway's error vocabulary. */
+export function upstreamError(err: unknown, origin: string, profileName: string): Error {
+  const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
+  const code = e.code ?? e.cause?.code;
+  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return new Errors.UpstreamTimeout(profileName, origin, code ?? e.message);
+  }
+  if (e.name === 'AbortError') return e;
+  const reason = code ?? e.message;
+  return new Errors.UpstreamUnreachable(profileName, origin, reason);
+}
+
+/** Response headers that describe the connection rather than the content. */
+export function responseHeaders(headers: Record<string, string | string[]>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const name in headers) if (!HOP_BY_HOP.has(name) || name === 'content-length') out[name] = headers[name];
+  return out;
+}
+
+/**
+ * Streams the upstream body to the client unchanged, chunk by chunk, calling `tap` on each chunk
+ * beside the pipe. Backpressure from a slow client pauses the upstream; a client that goes away aborts it.
+ */
+export function pipeToClient(
+  res: ServerResponse,
+  upstream: UpstreamResponse,
+  abort: AbortController,
+  tap?: (chunk: Buffer) => void,
+  extraHeaders?: Record<string, string>,
+): Promise<PipeResult> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    let bytes = 0;
+    let firstByteMs: number | undefined;
+    let done = false;
+    const body = upstream.body;
+    const finish = (outcome: PipeOutcome, error?: string) => {
+      if (done) return;
+      done = true;
+      res.off('close', onClose);
+      resolve({ outcome, bytes, firstByteMs, error });
+    };
+    const onClose = () => {
+      if (!res.writableFinished) {
+        abort.abort();
+        body.destroy();
+        finish('client_aborted');
+      }
+    };
+    res.on('close', onClose);
+    res.writeHead(upstream.status, extraHeaders ? { ...responseHeaders(upstream.headers), ...extraHeaders } : responseHeaders(upstream.headers));
+    // Send headers now: a stream's first event may be a while coming.
+    res.flushHeaders();
+    body.on('data', (chunk: Buffer) => {
+      if (firstByteMs === undefined) firstByteMs = performance.now() - started;
+      bytes += chunk.length;
+      if (tap) {
+        try {
+          tap(chunk);
+        } catch {
+          // The tap only observes; a parser bug must never break the byte pipe.
+        }
+      }
+      if (!res.write(chunk)) {
+        body.pause();
+        res.once('drain', () => body.resume());
+      }
+    });
+    body.on('end', () => {
+      res.end(() => finish('complete'));
+    });
+    body.on('error', (err: Error) => {
+      if (done) return;
+      // The upstream cut the stream: cut the client too, so it sees the same failure (and falls back).
+      res.destroy(err);
+      finish(abort.signal.aborted ? 'client_aborted' : 'upstream_cut', (err as { code?: string }).code ?? err.message);
+    });
+  });
+}

@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Profile } from '../config/validate';
+import type { GatewayRuntime } from '../runtime';
+import { emptyUsage, tapFor, type UsageTap } from '../streams/usage';
+import type { CallInfo, CallOutcome, RouteName } from './call';
+import { pipeToClient, sendUpstream, type UpstreamRequest, type UpstreamResponse } from './forward';
+import type { Authenticated } from './keys';
+
+/** Everything a route knows about a model call it is about to forward. */
+export interface ProxyCallParams {
+  runtime: GatewayRuntime;
+  request: FastifyRequest;
+  reply: FastifyReply;
+  profile: Profile;
+  route: RouteName;
+  auth: Authenticated;
+  requestedModel?: string;
+  upstreamModel?: string;
+  streaming: boolean;
+  countTokens: boolean;
+  /** Builds the upstream request; called again (with fresh credentials) for the one retry after a 401. */
+  build: () => Promise<UpstreamRequest>;
+  /** True when a 401 may be cured by refreshed credentials (an apiKeyHelper). */
+  canRefresh?: () => boolean;
+  refresh?: () => void;
+  /** Overrides the response handling (translation); by default the body is piped unchanged with a usage tap. */
+  respond?: (upstream: UpstreamResponse, abort: AbortController, headers: Record<string, string>) => Promise<{ outcome: CallOutcome['status']; firstByteMs?: number; tap?: UsageTap; error?: string }>;
+}
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const v = request.headers[name];
+  return typeof v === 'string' && v ? v : undefined;
+}
+
+/** Describes a model call for accounting. */
+export function callInfo(p: ProxyCallParams): CallInfo {
+  const url = p.request.url;
+  const q = url.indexOf('?');
+  return {
+    requestId: String(p.request.id),
+    startedAt: Date.now(),
+    key: p.auth.key,
+    project: p.auth.key.project ?? header(p.request, 'x-claude-code-gateway-project'),
+    sessionId: header(p.request, 'x-claude-code-session-id'),
+    agentId: header(p.request, 'x-claude-code-agent-id'),
+    profile: p.profile.name,
+    provider: p.profile.provider,
+    route: p.route,
+    method: p.request.method,
+    path: q === -1 ? url : url.slice(0, q),
+    requestedModel: p.requestedModel,
+    upstreamModel: p.upstreamModel,
+    streaming: p.streaming,
+    countTokens: p.countTokens,
+  };
+}
+
+/**
+ * Forwards one model call: admission, upstream request (one retry after a 401 when credentials can be
+ * refreshed), the byte pipe with its usage tap, and settlement. Errors before the response starts go to
+ * the gateway's error handler (Anthropic shape); after it starts, the client sees the same cut as upstream.
+ */
+export async function proxyCall(p: ProxyCallParams): Promise<void> {
+  const info = callInfo(p);
+  const started = performance.now();
+  const admission = p.runtime.admit(info);
+  const abort = new AbortController();
+  const onClientGone = () => {
+    if (!p.reply.raw.writableFinished) abort.abort();
+  };
+  p.reply.raw.once('close', onClientGone);
+  const outcome = (o: Partial<CallOutcome> & Pick<CallOutcome, 'status' | 'httpStatus'>): CallOutcome => ({
+    latencyMs: performance.now() - started,
+    usage: emptyUsage(),
+    ...o,
+  });
+
+  let upstream: UpstreamResponse;
+  try {
+    upstream = await sendUpstream(p.runtime.agent, await p.build(), abort.signal, p.profile.name);
+    if (upstream.status === 401 && p.canRefresh?.()) {
+      await upstream.body.dump().catch(() => undefined);
+      p.refresh?.();
+      upstream = await sendUpstream(p.runtime.agent, await p.build(), abort.signal, p.profile.name);
+    }
+  } catch (err) {
+    p.reply.raw.off('close', onClientGone);
+    const e = err as { statusCode?: number; code?: string; message?: string; name?: string };
+    if (abort.signal.aborted) {
+      admission.settle(outcome({ status: 'client_aborted', httpStatus: 499, errorType: 'client_aborted' }));
+    } else {
+      admission.settle(outcome({ status: 'gateway_error', httpStatus: e.statusCode ?? 500, errorType: e.code, errorMessage: e.message }));
+    }
+    throw err;
+  }
+  p.reply.raw.off('close', onClientGone);
+
+  const extra: Record<string, string> = { 'x-gateway-request-id': info.requestId, ...admission.headers };
+  p.reply.hijack();
+  let result: { outcome: CallOutcome['status']; firstByteMs?: number; tap?: UsageTap; error?: string };
+  if (p.respond) {
+    result = await p.respond(upstream, abort, extra);
+  } else {
+    const tap = tapFor(firstHeader(upstream.headers['content-type']));
+    const piped = await pipeToClient(p.reply.raw, upstream, abort, (c) => tap.write(c), extra);
+    tap.end();
+    result = { outcome: piped.outcome === 'complete' ? 'ok' : piped.outcome, firstByteMs: piped.firstByteMs, tap, error: piped.error };
+  }
+  const c = result.tap?.collector;
+  const status = result.outcome === 'ok' && upstream.status >= 400 ? 'upstream_error' : result.outcome;
+  admission.settle(
+    outcome({
+      status,
+      httpStatus: upstream.status,
+      upstreamStatus: upstream.status,
+      ttfbMs: result.firstByteMs === undefined ? undefined : upstream.headersMs + result.firstByteMs,
+      usage: c?.usage ?? emptyUsage(),
+      responseModel: c?.model,
+      stopReason: c?.stopReason,
+      errorType: c?.errorType ?? (status === 'ok' ? undefined : status),
+      errorMessage: result.error,
+    }),
+  );
+}
+
+function firstHeader(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export function newRequestId(): string {
+  return randomUUID();
+}

@@ -1,0 +1,150 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Profile } from '../../config/validate';
+import { Errors } from '../../errors';
+import { buildAnthropicRequest, buildLiteLlmRequest, type IncomingCall } from '../../providers/anthropic';
+import type { GatewayRuntime } from '../../runtime';
+import type { RouteName } from '../call';
+import { peekTopLevel } from '../json-peek';
+import type { Authenticated } from '../keys';
+import { proxyCall } from '../proxy-call';
+import { unifiedForProvider } from './unified-providers';
+
+export interface ModelRouteOptions {
+  /** Registered under /profiles/:profile: the path names the profile. */
+  pinned?: boolean;
+}
+
+// Paths that could step outside the route's upstream prefix, in any encoding.
+const UNSAFE_PATH = /(^|\/)\.\.?(\/|$)|%2e|%2f|%5c|\\|\/\//i;
+
+/** The path after a route prefix, with its query, as the client sent it (no decoding, no normalising). */
+export function restOfPath(request: FastifyRequest, marker: string): string {
+  const url = request.url;
+  const at = url.indexOf(marker);
+  const rest = at === -1 ? '/' : url.slice(at + marker.length) || '/';
+  const path = rest.split('?')[0];
+  if (UNSAFE_PATH.test(path)) throw new Errors.InvalidRequest(`The request path "${path}" is not allowed: dot segments, encoded slashes and backslashes are refused.`);
+  return rest.startsWith('/') || rest.startsWith('?') ? rest : `/${rest}`;
+}
+
+export function authenticate(runtime: GatewayRuntime, request: FastifyRequest): Authenticated {
+  const auth = runtime.keys.authenticate(request.headers);
+  request.gatewayAuth = auth;
+  return auth;
+}
+
+export function pathProfile(request: FastifyRequest): string | undefined {
+  return (request.params as { profile?: string } | undefined)?.profile;
+}
+
+/** The base URL Claude Code should use for a profile, for error messages. */
+export function suggestedBaseUrl(profile: Profile): string {
+  if (profile.mode === 'unified') return 'ANTHROPIC_BASE_URL=<gateway>';
+  switch (profile.provider) {
+    case 'bedrock':
+      return 'CLAUDE_CODE_USE_BEDROCK=1 with ANTHROPIC_BEDROCK_BASE_URL=<gateway>/bedrock';
+    case 'vertex':
+      return 'CLAUDE_CODE_USE_VERTEX=1 with ANTHROPIC_VERTEX_BASE_URL=<gateway>/vertex_ai/v1';
+    default:
+      return 'ANTHROPIC_BASE_URL=<gateway>/anthropic';
+  }
+}
+
+export function wrongRoute(profile: Profile, route: string): Error {
+  return new Errors.WrongRoute(
+    `Profile "${profile.name}" (${profile.provider}) is active for this key and does not serve ${route}. Point Claude Code at ${suggestedBaseUrl(profile)}, or at the unified endpoint ANTHROPIC_BASE_URL=<gateway> which serves every profile (\`claude-code-gateway env\` prints the variables).`,
+  );
+}
+
+/** Model routes: the Anthropic passthrough and the unified Anthropic-format endpoint (Bedrock and Vertex routes register beside them). */
+export function registerModelRoutes(app: FastifyInstance, runtime: GatewayRuntime, opts: ModelRouteOptions): void {
+  app.all('/anthropic/*', async (request, reply) => {
+    const auth = authenticate(runtime, request);
+    const profile = runtime.resolveProfile(pathProfile(request), auth.key);
+    if (profile.provider !== 'anthropic' && profile.provider !== 'litellm') throw wrongRoute(profile, '/anthropic');
+    const rest = restOfPath(request, '/anthropic');
+    // LiteLLM serves Anthropic's API under its own /anthropic prefix.
+    await forwardAnthropicFormat(runtime, request, reply, auth, profile, 'anthropic', profile.provider === 'litellm' ? `/anthropic${rest}` : rest);
+  });
+
+  const unified = async (request: FastifyRequest, reply: FastifyReply) => {
+    const auth = authenticate(runtime, request);
+    const profile = runtime.resolveProfile(pathProfile(request), auth.key);
+    const rest = restOfPath(request, opts.pinned ? `/profiles/${pathProfile(request)}` : '');
+    if (profile.provider === 'anthropic' || profile.provider === 'litellm') {
+      await forwardAnthropicFormat(runtime, request, reply, auth, profile, 'unified', rest);
+      return;
+    }
+    await unifiedForProvider(runtime, request, reply, auth, profile, rest);
+  };
+  app.post('/v1/messages', unified);
+  app.post('/v1/messages/count_tokens', unified);
+  app.get('/v1/models', unified);
+  app.get('/v1/models/:model', unified);
+}
+
+/** Checks a unified-endpoint body: it must be a JSON object; returns it parsed. */
+export function parseJsonObject(body: unknown): Record<string, unknown> {
+  if (!Buffer.isBuffer(body) || body.length === 0) throw new Errors.InvalidRequest('The request body is empty; send a JSON object (the Messages API request).');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new Errors.InvalidJson((err as Error).message);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Errors.InvalidRequest('The request body must be a JSON object.');
+  return parsed as Record<string, unknown>;
+}
+
+/** Forwards an Anthropic-format request to an Anthropic or LiteLLM profile, applying the profile's model map. */
+async function forwardAnthropicFormat(
+  runtime: GatewayRuntime,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  auth: Authenticated,
+  profile: Profile,
+  route: RouteName,
+  pathAndQuery: string,
+): Promise<void> {
+  let body = Buffer.isBuffer(request.body) ? request.body : undefined;
+  const path = pathAndQuery.split('?')[0];
+  const isMessages = request.method === 'POST' && /^\/(anthropic\/)?v1\/messages(\/count_tokens)?$/.test(path);
+  let requestedModel: string | undefined;
+  let upstreamModel: string | undefined;
+  let streaming = false;
+  if (isMessages) {
+    if (route === 'unified') {
+      const parsed = parseJsonObject(body);
+      requestedModel = typeof parsed.model === 'string' ? parsed.model : undefined;
+      streaming = parsed.stream === true;
+      const mapped = requestedModel ? profile.models?.map?.[requestedModel] : undefined;
+      if (mapped) {
+        parsed.model = mapped;
+        body = Buffer.from(JSON.stringify(parsed));
+      }
+      upstreamModel = mapped ?? requestedModel;
+    } else {
+      const peek = peekTopLevel(body, ['model', 'stream']);
+      requestedModel = typeof peek?.model === 'string' ? peek.model : undefined;
+      streaming = peek?.stream === true;
+      upstreamModel = requestedModel;
+    }
+  }
+  const call: IncomingCall = { method: request.method, pathAndQuery, headers: request.headers, body, keyHeader: auth.header };
+  const build = profile.provider === 'litellm' ? () => buildLiteLlmRequest(runtime, profile, call) : () => buildAnthropicRequest(runtime, profile, call);
+  await proxyCall({
+    runtime,
+    request,
+    reply,
+    profile,
+    route,
+    auth,
+    requestedModel,
+    upstreamModel,
+    streaming,
+    countTokens: path.endsWith('/count_tokens'),
+    build,
+    canRefresh: () => profile.credentials === 'gateway' && runtime.apiKeys.canRefresh(profile),
+    refresh: () => runtime.apiKeys.invalidate(profile),
+  });
+}

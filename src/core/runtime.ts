@@ -1,0 +1,153 @@
+import { randomUUID } from 'node:crypto';
+import type { Agent } from 'undici';
+import type { GatewayConfig, Profile } from './config/validate';
+import { ApiKeyResolver, type SecretSource } from './credentials/api-keys';
+import { Emitter, type Disposable, type Event } from './events';
+import { Errors } from './errors';
+import type { Accountant, Admission, CallInfo, CallOutcome, SettledCall } from './gateway/call';
+import { createUpstreamAgent } from './gateway/forward';
+import { KeyRing, type GatewayKey } from './gateway/keys';
+
+/** Change of the profile a key (or the gateway default) resolves to. */
+export interface ProfileChange {
+  /** The key whose pin changed, or undefined when `activeProfile` changed. */
+  keyId?: string;
+  profile: string;
+}
+
+export interface RuntimeOptions {
+  config: GatewayConfig;
+  keys: KeyRing;
+  /** Provider secrets kept outside the config (the extension's SecretStorage). */
+  secrets?: SecretSource;
+  env?: NodeJS.ProcessEnv;
+  accountant?: Accountant;
+  version?: string;
+}
+
+/**
+ * The gateway's state shared by the HTTP app, the CLI and the extension: configuration, keys,
+ * credential resolvers, the upstream HTTP client, accounting and the events the editor listens to.
+ */
+export class GatewayRuntime implements Disposable {
+  readonly instanceId = randomUUID();
+  readonly keys: KeyRing;
+  readonly apiKeys: ApiKeyResolver;
+  readonly agent: Agent;
+  readonly env: NodeJS.ProcessEnv;
+  readonly version: string;
+  accountant: Accountant;
+  private _config: GatewayConfig;
+  private profilesByName = new Map<string, Profile>();
+  private inFlight = 0;
+
+  private readonly _onDidStartCall = new Emitter<CallInfo>();
+  private readonly _onDidSettleCall = new Emitter<SettledCall>();
+  private readonly _onDidChangeProfile = new Emitter<ProfileChange>();
+  private readonly _onDidChangeConfig = new Emitter<GatewayConfig>();
+  /** A model call was admitted and is in flight. */
+  readonly onDidStartCall: Event<CallInfo> = this._onDidStartCall.event;
+  /** A model call settled: usage, cost and status are known. */
+  readonly onDidSettleCall: Event<SettledCall> = this._onDidSettleCall.event;
+  readonly onDidChangeProfile: Event<ProfileChange> = this._onDidChangeProfile.event;
+  readonly onDidChangeConfig: Event<GatewayConfig> = this._onDidChangeConfig.event;
+
+  constructor(opts: RuntimeOptions) {
+    this._config = opts.config;
+    this.indexProfiles();
+    this.keys = opts.keys;
+    this.env = opts.env ?? process.env;
+    this.apiKeys = new ApiKeyResolver(opts.secrets, this.env);
+    this.agent = createUpstreamAgent();
+    this.version = opts.version ?? '0.0.0';
+    this.accountant = opts.accountant ?? new EventOnlyAccountant(this);
+  }
+
+  get config(): GatewayConfig {
+    return this._config;
+  }
+
+  /** Calls currently streaming or waiting on an upstream. */
+  get callsInFlight(): number {
+    return this.inFlight;
+  }
+
+  /** Replaces the configuration (settings changed); in-flight calls keep the profile they started with. */
+  updateConfig(config: GatewayConfig): void {
+    this._config = config;
+    this.indexProfiles();
+    this._onDidChangeConfig.fire(config);
+  }
+
+  profile(name: string): Profile | undefined {
+    return this.profilesByName.get(name);
+  }
+
+  /** Resolves the profile for a request: the path's pin, else the key's pin, else `activeProfile`. */
+  resolveProfile(pathProfile: string | undefined, key: GatewayKey | undefined): Profile {
+    const name = pathProfile ?? (key?.profile && this.profilesByName.has(key.profile) ? key.profile : this._config.activeProfile);
+    const profile = this.profilesByName.get(name);
+    if (!profile) throw new Errors.UnknownProfile(name, [...this.profilesByName.keys()].join(', '));
+    if (profile.unusable) throw new Errors.ProfileConfig(profile.unusable);
+    return profile;
+  }
+
+  /** Sets the gateway's default profile (the CLI's config, or a window without its own key). */
+  setActiveProfile(name: string): void {
+    if (!this.profilesByName.has(name)) throw new Errors.UnknownProfile(name, [...this.profilesByName.keys()].join(', '));
+    this._config = { ...this._config, activeProfile: name };
+    this._onDidChangeProfile.fire({ profile: name });
+  }
+
+  /** Pins a key to a profile: its next request goes there. */
+  pinKey(keyId: string, name: string): void {
+    if (!this.profilesByName.has(name)) throw new Errors.UnknownProfile(name, [...this.profilesByName.keys()].join(', '));
+    this.keys.pin(keyId, name);
+    this._onDidChangeProfile.fire({ keyId, profile: name });
+  }
+
+  /** Admits a call through the accountant and tracks it until it settles. */
+  admit(call: CallInfo): Admission {
+    const admission = this.accountant.admit(call);
+    this.inFlight++;
+    this._onDidStartCall.fire(call);
+    let settled = false;
+    return {
+      headers: admission.headers,
+      settle: (outcome: CallOutcome) => {
+        if (settled) return;
+        settled = true;
+        this.inFlight--;
+        admission.settle(outcome);
+      },
+    };
+  }
+
+  /** Publishes a settled call to listeners (used by accountants). */
+  publishSettled(call: SettledCall): void {
+    this._onDidSettleCall.fire(call);
+  }
+
+  private indexProfiles(): void {
+    this.profilesByName = new Map(this._config.profiles.map((p) => [p.name, p]));
+  }
+
+  dispose(): void {
+    this._onDidChangeConfig.dispose();
+    this._onDidChangeProfile.dispose();
+    this._onDidSettleCall.dispose();
+    this._onDidStartCall.dispose();
+    void this.agent.close();
+  }
+}
+
+/** Until budgets and the audit log are configured: admit everything and publish settled calls. */
+class EventOnlyAccountant implements Accountant {
+  constructor(private readonly runtime: GatewayRuntime) {}
+
+  admit(call: CallInfo): Admission {
+    return {
+      settle: (outcome) => this.runtime.publishSettled({ ...call, ...outcome, costUsd: 0, priceKnown: false }),
+    };
+  }
+}

@@ -1,0 +1,160 @@
+/** Token counts of one model call, as the upstream reported them. */
+export interface Usage {
+  input: number;
+  output: number;
+  /** Cache writes with the 5-minute TTL. */
+  cacheWrite5m: number;
+  /** Cache writes with the 1-hour TTL. */
+  cacheWrite1h: number;
+  cacheRead: number;
+}
+
+export function emptyUsage(): Usage {
+  return { input: 0, output: 0, cacheWrite5m: 0, cacheWrite1h: 0, cacheRead: 0 };
+}
+
+export function totalTokens(u: Usage): number {
+  return u.input + u.output + u.cacheWrite5m + u.cacheWrite1h + u.cacheRead;
+}
+
+/** Anthropic's `usage` object as it appears in responses and stream events. */
+export interface AnthropicUsage {
+  input_tokens?: number | null;
+  output_tokens?: number | null;
+  cache_creation_input_tokens?: number | null;
+  cache_read_input_tokens?: number | null;
+  cache_creation?: { ephemeral_5m_input_tokens?: number | null; ephemeral_1h_input_tokens?: number | null } | null;
+}
+
+/**
+ * Collects usage from the events of one response. `message_delta` usage is cumulative, so each field
+ * takes the last value reported, never a sum.
+ */
+export class UsageCollector {
+  readonly usage: Usage = emptyUsage();
+  model?: string;
+  stopReason?: string;
+  /** The error event or error body type, when the upstream reported one. */
+  errorType?: string;
+  sawMessageStart = false;
+  sawMessageStop = false;
+
+  /** Applies one Anthropic event (`message_start`, `message_delta`, `message_stop`, `error`) or a whole message. */
+  onEvent(event: { type?: string; message?: { model?: string; usage?: AnthropicUsage }; usage?: AnthropicUsage; delta?: { stop_reason?: string | null }; error?: { type?: string }; model?: string }): void {
+    switch (event.type) {
+      case 'message_start':
+        this.sawMessageStart = true;
+        if (event.message?.model) this.model = event.message.model;
+        if (event.message?.usage) this.apply(event.message.usage);
+        break;
+      case 'message_delta':
+        if (event.usage) this.apply(event.usage);
+        if (event.delta?.stop_reason) this.stopReason = event.delta.stop_reason;
+        break;
+      case 'message_stop':
+        this.sawMessageStop = true;
+        break;
+      case 'message':
+        // A non-streaming response body.
+        this.sawMessageStart = this.sawMessageStop = true;
+        if (event.model) this.model = event.model;
+        if (event.usage) this.apply(event.usage);
+        break;
+      case 'error':
+        this.errorType = event.error?.type ?? 'error';
+        break;
+    }
+  }
+
+  private apply(u: AnthropicUsage): void {
+    if (typeof u.input_tokens === 'number') this.usage.input = u.input_tokens;
+    if (typeof u.output_tokens === 'number') this.usage.output = u.output_tokens;
+    if (typeof u.cache_read_input_tokens === 'number') this.usage.cacheRead = u.cache_read_input_tokens;
+    const split = u.cache_creation;
+    if (split && (typeof split.ephemeral_5m_input_tokens === 'number' || typeof split.ephemeral_1h_input_tokens === 'number')) {
+      this.usage.cacheWrite5m = split.ephemeral_5m_input_tokens ?? 0;
+      this.usage.cacheWrite1h = split.ephemeral_1h_input_tokens ?? 0;
+    } else if (typeof u.cache_creation_input_tokens === 'number') {
+      // Without the split, Anthropic's default TTL (5 minutes) applies.
+      this.usage.cacheWrite5m = u.cache_creation_input_tokens;
+      this.usage.cacheWrite1h = 0;
+    }
+  }
+}
+
+/** Something that observes a response body chunk by chunk and reports usage at the end. */
+export interface UsageTap {
+  readonly collector: UsageCollector;
+  write(chunk: Buffer): void;
+  end(): void;
+}
+
+const INTERESTING = /"type"\s*:\s*"(message_start|message_delta|message_stop|error)"/;
+
+/** Reads Anthropic SSE (`event:`/`data:` lines) incrementally, parsing only the events that carry usage. */
+export class SseUsageTap implements UsageTap {
+  readonly collector = new UsageCollector();
+  private rest = '';
+
+  write(chunk: Buffer): void {
+    const text = this.rest + chunk.toString('utf8');
+    let start = 0;
+    let nl: number;
+    while ((nl = text.indexOf('\n', start)) !== -1) {
+      this.line(text.slice(start, nl));
+      start = nl + 1;
+    }
+    this.rest = text.slice(start);
+    // A data line can be long (a big delta); keep the remainder only while it could be an event we need.
+    if (this.rest.length > 1 << 20 && !INTERESTING.test(this.rest)) this.rest = '';
+  }
+
+  end(): void {
+    if (this.rest) this.line(this.rest);
+    this.rest = '';
+  }
+
+  private line(line: string): void {
+    if (!line.startsWith('data:')) return;
+    if (!INTERESTING.test(line)) return;
+    try {
+      this.collector.onEvent(JSON.parse(line.slice(5)));
+    } catch {
+      // Not JSON: nothing to count.
+    }
+  }
+}
+
+/** Reads a non-streaming JSON body (a message or an error) once it is complete. */
+export class JsonUsageTap implements UsageTap {
+  readonly collector = new UsageCollector();
+  private chunks: Buffer[] = [];
+  private size = 0;
+
+  constructor(private readonly limit = 8 << 20) {}
+
+  write(chunk: Buffer): void {
+    this.size += chunk.length;
+    if (this.size <= this.limit) this.chunks.push(chunk);
+  }
+
+  end(): void {
+    if (this.size > this.limit || !this.chunks.length) return;
+    try {
+      const body = JSON.parse(Buffer.concat(this.chunks).toString('utf8'));
+      if (body && typeof body === 'object') {
+        if (body.type === 'error') this.collector.onEvent(body);
+        else if (body.usage) this.collector.onEvent({ ...body, type: 'message' });
+      }
+    } catch {
+      // Not JSON: nothing to count.
+    }
+    this.chunks = [];
+  }
+}
+
+/** Picks the tap for a response by its content type. */
+export function tapFor(contentType: string | undefined): UsageTap {
+  if (contentType?.includes('text/event-stream')) return new SseUsageTap();
+  return new JsonUsageTap();
+}
