@@ -51,9 +51,9 @@ export async function serve(opts: ServeOptions): Promise<void> {
   const url = `http://${host}:${port}`;
   const env = claudeCodeEnv({ gatewayUrl: url, profile: active });
   const { ref } = keyReferenceFor(ctx);
+  installSignalHandlers(app, runtime);
   process.stdout.write(`Claude Code Gateway listening on ${url}\n`);
   process.stdout.write(`# Point Claude Code at it (profile "${active.name}", ${active.provider}):\n${formatEnv(env, 'sh', ref)}\n`);
-  installSignalHandlers(app, runtime);
 }
 
 function warnMissingKey(apiKey: string | undefined): void {
@@ -75,6 +75,9 @@ function installSignalHandlers(app: FastifyInstance, runtime: GatewayRuntime): v
       process.exit(0);
     }, DRAIN_MS);
     timer.unref();
+    // Connections that turn idle after close() began (keep-alive clients) are closed as they do.
+    const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
+    sweep.unref();
     app
       .close()
       .catch(() => undefined)

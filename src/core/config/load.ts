@@ -51,10 +51,37 @@ export function loadConfigFile(file: string, opts: { createIfMissing: boolean; e
 
 function describeJsonError(err: Error, text: string): string {
   const m = /position (\d+)/.exec(err.message);
-  if (!m) return err.message;
-  const pos = Number(m[1]);
+  const pos = m ? Number(m[1]) : firstBadOffset(text);
+  if (pos === undefined) return err.message;
   const before = text.slice(0, pos);
   const line = before.split('\n').length;
   const col = pos - before.lastIndexOf('\n');
-  return `${err.message.replace(/ in JSON at position \d+.*$/, '')} at line ${line}, column ${col}`;
+  const what = err.message.replace(/ (in JSON )?at position \d+.*$/, '').replace(/, ".*" is not valid JSON$/s, '');
+  return `${what} at line ${line}, column ${col}`;
+}
+
+/**
+ * Where a JSON text first goes wrong, for engines whose messages give no position: every prefix before
+ * that point fails only for ending early, so a binary search finds it.
+ */
+function firstBadOffset(text: string): number | undefined {
+  const endsEarly = (n: number): boolean => {
+    try {
+      JSON.parse(text.slice(0, n));
+      return true;
+    } catch (e) {
+      const msg = (e as Error).message;
+      const at = /at position (\d+)/.exec(msg);
+      return /end of (JSON )?input/i.test(msg) || (at !== null && Number(at[1]) >= n);
+    }
+  };
+  let lo = 0;
+  let hi = text.length;
+  if (endsEarly(hi)) return undefined;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (endsEarly(mid)) lo = mid + 1;
+    else hi = mid;
+  }
+  return Math.max(0, lo - 1);
 }
