@@ -24,7 +24,7 @@ function waitFor(check, what, timeoutMs = 5000) {
       let value;
       try {
         value = check();
-      } catch (err) {
+      } catch {
         value = undefined;
       }
       if (value) return resolve(value);
