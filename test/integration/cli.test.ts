@@ -72,7 +72,7 @@ describe('the claude-code-gateway CLI (bundled dist/cli.js)', function () {
       assert.ok(lines.includes(`export ANTHROPIC_AUTH_TOKEN="$(cat ${keyFile})"`), s.stdout());
       assert.ok(lines.includes(`export ANTHROPIC_BASE_URL="${s.url}/anthropic"`), s.stdout());
       assert.ok(!s.stdout().includes(key) && !s.stderr().includes(key), 'the key is never printed');
-      const health = await (await fetch(`${s.url}/health`)).json();
+      const health = (await (await fetch(`${s.url}/health`)).json()) as { status: string; activeProfile: string };
       assert.equal(health.status, 'ok');
       assert.equal(health.activeProfile, 'anthropic');
       assert.ok(!JSON.stringify(health).includes(key));
@@ -80,7 +80,7 @@ describe('the claude-code-gateway CLI (bundled dist/cli.js)', function () {
       const res = await fetch(`${s.url}/anthropic/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${key}` }, body: '{}' });
       assert.equal(res.status, 500);
       assert.equal(res.headers.get('x-should-retry'), 'false');
-      const body = await res.json();
+      const body = (await res.json()) as { type: string; error: { message: string } };
       assert.equal(body.type, 'error');
       assert.match(body.error.message, /profiles\[0\]\.apiKey: environment variable ANTHROPIC_API_KEY is not set/);
     } finally {
@@ -179,7 +179,7 @@ describe('the claude-code-gateway CLI (bundled dist/cli.js)', function () {
       await new Promise((r) => setTimeout(r, 1100));
       const expired = await call(short.stdout.trim());
       assert.equal(expired.status, 401);
-      assert.equal((await expired.json()).error.type, 'authentication_error');
+      assert.equal(((await expired.json()) as { error: { type: string } }).error.type, 'authentication_error');
       assert.ok(s.stdout().includes('token --key bob'), 'serve references a token command for a hashed key');
     } finally {
       s.child.kill('SIGTERM');
