@@ -1,3 +1,5 @@
+import { StringDecoder } from 'node:string_decoder';
+
 /** Token counts of one model call, as the upstream reported them. */
 export interface Usage {
   input: number;
@@ -72,12 +74,19 @@ export class UsageCollector {
     if (typeof u.cache_read_input_tokens === 'number') this.usage.cacheRead = u.cache_read_input_tokens;
     const split = u.cache_creation;
     if (split && (typeof split.ephemeral_5m_input_tokens === 'number' || typeof split.ephemeral_1h_input_tokens === 'number')) {
-      this.usage.cacheWrite5m = split.ephemeral_5m_input_tokens ?? 0;
-      this.usage.cacheWrite1h = split.ephemeral_1h_input_tokens ?? 0;
+      const w5 = split.ephemeral_5m_input_tokens ?? 0;
+      const w1 = split.ephemeral_1h_input_tokens ?? 0;
+      // A total larger than the split (an upstream that fills only part of it): the rest took the default 5-minute TTL.
+      const total = typeof u.cache_creation_input_tokens === 'number' ? u.cache_creation_input_tokens : w5 + w1;
+      this.usage.cacheWrite5m = w5 + Math.max(0, total - w5 - w1);
+      this.usage.cacheWrite1h = w1;
     } else if (typeof u.cache_creation_input_tokens === 'number') {
-      // Without the split, Anthropic's default TTL (5 minutes) applies.
-      this.usage.cacheWrite5m = u.cache_creation_input_tokens;
-      this.usage.cacheWrite1h = 0;
+      // Without the split (a later message_delta often omits it), keep the 1-hour part already known;
+      // the rest took Anthropic's default TTL (5 minutes).
+      const total = u.cache_creation_input_tokens;
+      const w1 = Math.min(this.usage.cacheWrite1h, total);
+      this.usage.cacheWrite5m = total - w1;
+      this.usage.cacheWrite1h = w1;
     }
   }
 }
@@ -95,9 +104,11 @@ const INTERESTING = /"type"\s*:\s*"(message_start|message_delta|message_stop|err
 export class SseUsageTap implements UsageTap {
   readonly collector = new UsageCollector();
   private rest = '';
+  // A multi-byte character can straddle two chunks.
+  private readonly decoder = new StringDecoder('utf8');
 
   write(chunk: Buffer): void {
-    const text = this.rest + chunk.toString('utf8');
+    const text = this.rest + this.decoder.write(chunk);
     let start = 0;
     let nl: number;
     while ((nl = text.indexOf('\n', start)) !== -1) {
@@ -110,6 +121,7 @@ export class SseUsageTap implements UsageTap {
   }
 
   end(): void {
+    this.rest += this.decoder.end();
     if (this.rest) this.line(this.rest);
     this.rest = '';
   }

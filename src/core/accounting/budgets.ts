@@ -1,0 +1,187 @@
+import type { BudgetConfig } from '../config/schema';
+import { windowAt, type Period, type Window } from './windows';
+
+/** Where one budget stands in its current window. */
+export interface BudgetStatus {
+  scope: string;
+  period: Period;
+  usd: number;
+  /** Cost of settled calls in the current window. */
+  spentUsd: number;
+  /** Reservations of calls still in flight. */
+  reservedUsd: number;
+  remainingUsd: number;
+  /** ISO time the window resets. */
+  resetsAt: string;
+  /** True when the limit comes from a budget override rather than config. */
+  overridden?: boolean;
+}
+
+/** A refusal: the first budget without room. */
+export interface BudgetRefusal {
+  budget: BudgetStatus;
+  retryAfterMs: number;
+}
+
+/** The budgets a call was admitted under, holding its reservation until it settles. */
+export interface BudgetHold {
+  entries: LedgerEntry[];
+  reservedUsd: number;
+}
+
+interface LedgerEntry {
+  scope: string;
+  period: Period;
+  usd: number;
+  overridden: boolean;
+  window: Window;
+  spent: number;
+  reserved: number;
+}
+
+/**
+ * Spend per budget in its UTC window, with reservations for calls in flight. A call is admitted while
+ * settled spend plus reservations is below the limit; it then holds a reservation (an estimate of its cost)
+ * until it settles with the real cost. So with N calls in flight, spend can pass a budget by at most the
+ * cost of those N calls, and by about one call when estimates are close.
+ */
+export class BudgetLedger {
+  private entries: LedgerEntry[] = [];
+  private byScope = new Map<string, LedgerEntry[]>();
+  private overrides = new Map<string, number>();
+
+  constructor(budgets: BudgetConfig[], now = Date.now()) {
+    this.configure(budgets, now);
+  }
+
+  /** Replaces the configured budgets (config reload), keeping spend already counted for the same scope and period. */
+  configure(budgets: BudgetConfig[], now = Date.now()): void {
+    const old = new Map(this.entries.map((e) => [`${e.scope}|${e.period}`, e]));
+    this.entries = budgets.map((b) => {
+      const id = `${b.scope}|${b.period}`;
+      const prev = old.get(id);
+      const override = this.overrides.get(id);
+      return {
+        scope: b.scope,
+        period: b.period,
+        usd: override ?? b.usd,
+        overridden: override !== undefined,
+        window: prev?.window ?? windowAt(b.period, now),
+        spent: prev?.spent ?? 0,
+        reserved: prev?.reserved ?? 0,
+      };
+    });
+    this.index();
+  }
+
+  /** Sets (or with `usd` undefined, clears) an override of one budget's limit. Returns false when no such budget exists. */
+  override(scope: string, period: Period, usd: number | undefined, configured: BudgetConfig[]): boolean {
+    const id = `${scope}|${period}`;
+    const base = configured.find((b) => b.scope === scope && b.period === period);
+    if (usd === undefined) this.overrides.delete(id);
+    else this.overrides.set(id, usd);
+    const e = this.entries.find((x) => x.scope === scope && x.period === period);
+    if (e) {
+      e.usd = usd ?? base?.usd ?? e.usd;
+      e.overridden = usd !== undefined;
+      return true;
+    }
+    return false;
+  }
+
+  get size(): number {
+    return this.entries.length;
+  }
+
+  /** Admits a call in `scopes` with a reservation of `estimateUsd`, or names the budget without room. */
+  reserve(scopes: readonly string[], estimateUsd: number, now: number): BudgetHold | BudgetRefusal {
+    const held: LedgerEntry[] = [];
+    for (const scope of scopes) {
+      const list = this.byScope.get(scope);
+      if (!list) continue;
+      for (const e of list) {
+        this.roll(e, now);
+        if (e.spent + e.reserved >= e.usd) return { budget: this.status(e), retryAfterMs: e.window.end - now };
+        held.push(e);
+      }
+    }
+    for (const e of held) e.reserved += estimateUsd;
+    return { entries: held, reservedUsd: estimateUsd };
+  }
+
+  /** Releases a hold and counts the real cost (at `at`) in every budget of the call's scopes. */
+  settle(hold: BudgetHold, scopes: readonly string[], costUsd: number, at: number): void {
+    for (const e of hold.entries) e.reserved = Math.max(0, e.reserved - hold.reservedUsd);
+    this.record(scopes, costUsd, at);
+  }
+
+  /** Counts a cost without a reservation (rebuilding from the audit log). */
+  record(scopes: readonly string[], costUsd: number, at: number): void {
+    if (costUsd === 0) return;
+    for (const scope of scopes) {
+      const list = this.byScope.get(scope);
+      if (!list) continue;
+      for (const e of list) {
+        this.roll(e, at);
+        if (at >= e.window.start && at < e.window.end) e.spent += costUsd;
+      }
+    }
+  }
+
+  /** Every budget's state, rolled to `now`. */
+  statuses(now = Date.now()): BudgetStatus[] {
+    return this.entries.map((e) => {
+      this.roll(e, now);
+      return this.status(e);
+    });
+  }
+
+  /** True when some budget's window ended since it was last looked at. */
+  private roll(e: LedgerEntry, now: number): void {
+    if (now < e.window.end) return;
+    e.window = windowAt(e.period, now);
+    // Reservations of calls in flight carry over; their cost lands in the window they settle in.
+    e.spent = 0;
+  }
+
+  private status(e: LedgerEntry): BudgetStatus {
+    return {
+      scope: e.scope,
+      period: e.period,
+      usd: e.usd,
+      spentUsd: e.spent,
+      reservedUsd: e.reserved,
+      remainingUsd: Math.max(0, e.usd - e.spent),
+      resetsAt: new Date(e.window.end).toISOString(),
+      ...(e.overridden ? { overridden: true } : {}),
+    };
+  }
+
+  private index(): void {
+    this.byScope = new Map();
+    for (const e of this.entries) {
+      const list = this.byScope.get(e.scope) ?? [];
+      list.push(e);
+      this.byScope.set(e.scope, list);
+    }
+  }
+}
+
+export function isRefusal(r: BudgetHold | BudgetRefusal): r is BudgetRefusal {
+  return (r as BudgetRefusal).budget !== undefined;
+}
+
+/** Formats USD for messages: cents, or more digits for amounts under a cent. */
+export function formatUsd(usd: number): string {
+  if (usd === 0 || Math.abs(usd) >= 0.01) return usd.toFixed(2);
+  return usd.toPrecision(2).replace(/0+$/, '');
+}
+
+/** The scopes a call belongs to, in the order budgets and limits are checked. */
+export function scopesOf(c: { key: { id: string; team?: string }; project?: string; profile: string }): string[] {
+  const scopes = ['global', `key:${c.key.id}`];
+  if (c.key.team) scopes.push(`team:${c.key.team}`);
+  if (c.project) scopes.push(`project:${c.project}`);
+  scopes.push(`profile:${c.profile}`);
+  return scopes;
+}
