@@ -3,6 +3,7 @@ import type { GatewayRuntime } from '../runtime';
 import { anthropicErrorBody, anthropicTypeFor, Errors, shouldNotRetry } from '../errors';
 import type { Authenticated } from './keys';
 import { browserGuard } from './browser-guard';
+import { clientErrorHandler, frameworkErrors } from './client-errors';
 import { newRequestId } from './proxy-call';
 import { registerPublicRoutes } from './routes/public';
 import { registerModelRoutes } from './routes/model-routes';
@@ -22,6 +23,8 @@ export interface BuildOptions {
   logger?: FastifyServerOptions['logger'];
   /** The address the server will listen on, for the Host/Origin checks. */
   listenHost?: string;
+  /** Slow-loris protection: the whole header block must arrive within this many milliseconds (default 30 s). */
+  headersTimeoutMs?: number;
 }
 
 /** Pino redaction: credentials never reach a log line. */
@@ -37,6 +40,7 @@ export const REDACT_PATHS = [
 /** Builds the gateway's Fastify app without listening; the CLI and the extension call `listen`. */
 export function buildGateway(opts: BuildOptions): FastifyInstance {
   const { runtime } = opts;
+  const headersTimeout = opts.headersTimeoutMs ?? 30_000;
   const app = Fastify({
     logger: opts.logger ?? false,
     logController: new LogController({ disableRequestLogging: true }),
@@ -45,8 +49,10 @@ export function buildGateway(opts: BuildOptions): FastifyInstance {
     forceCloseConnections: 'idle',
     return503OnClosing: true,
     keepAliveTimeout: 65_000,
-    // Slow-loris protection: the whole header block must arrive within 30 s.
-    http: { headersTimeout: 30_000 } as never,
+    // Slow-loris protection: the whole header block must arrive in time; Node checks at connectionsCheckingInterval.
+    http: { headersTimeout, connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(headersTimeout / 4))) } as never,
+    clientErrorHandler,
+    frameworkErrors,
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 2048 },
   });
 
