@@ -1,5 +1,5 @@
-import type { onRequestHookHandler } from 'fastify';
-import { anthropicErrorBody } from '../errors';
+import type { FastifyReply, onRequestHookHandler } from 'fastify';
+import { anthropicErrorBody, type AnthropicErrorType } from '../errors';
 
 const LOOPBACK_NAMES = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 
@@ -13,6 +13,17 @@ function hostname(hostHeader: string): string {
   return colon === -1 ? hostHeader : hostHeader.slice(0, colon);
 }
 
+function refuse(reply: FastifyReply, status: number, type: AnthropicErrorType, message: string): void {
+  reply.code(status).type('application/json').send(anthropicErrorBody(type, message));
+}
+
+/** How many Host header lines a request carried (Node keeps only the first). */
+function hostLines(rawHeaders: string[]): number {
+  let n = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].length === 4 && rawHeaders[i].toLowerCase() === 'host') n++;
+  return n;
+}
+
 /**
  * A gateway on loopback must not be reachable from web pages: a request with an `Origin` (browsers send one), or a
  * `Host` other than a loopback name (DNS rebinding), is refused before anything else happens.
@@ -20,6 +31,17 @@ function hostname(hostHeader: string): string {
 export function browserGuard(listenHost: string): onRequestHookHandler {
   const loopbackOnly = isLoopbackHost(listenHost);
   return (request, reply, done) => {
+    // The gateway is not a forward proxy: an absolute-form target (`POST http://evil/...`) names a host the gateway would
+    // ignore, and the router would still match its path. Only origin-form targets are served.
+    if (!request.raw.url?.startsWith('/')) {
+      refuse(reply, 400, 'invalid_request_error', 'The gateway only accepts origin-form request targets ("/path"); it is not a forward proxy.');
+      return;
+    }
+    // RFC 9112 §3.2: more than one Host line is a 400 (Node would silently use the first).
+    if (hostLines(request.raw.rawHeaders) > 1) {
+      refuse(reply, 400, 'invalid_request_error', 'The request has more than one Host header.');
+      return;
+    }
     // Claude Code, the SDKs and the CLI never send Origin; browsers always do on cross-origin requests.
     const origin = request.headers.origin;
     if (origin !== undefined) {

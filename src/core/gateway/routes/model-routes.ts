@@ -14,16 +14,28 @@ export interface ModelRouteOptions {
   pinned?: boolean;
 }
 
-// Paths that could step outside the route's upstream prefix, in any encoding.
-const UNSAFE_PATH = /(^|\/)\.\.?(\/|$)|%2e|%2f|%5c|\\|\/\//i;
+// Paths that could step outside the route's upstream prefix, or that the upstream could read differently from the gateway
+// (which matches routes and accounts calls on the path as sent): dot segments, encoded slashes, backslashes, empty
+// segments, fragments, and percent-escapes of unreserved or control characters (`/v1/%6dessages` is `/v1/messages` upstream).
+const UNSAFE_PATH = /(^|\/)\.\.?(\/|$)|%2f|%5c|\\|\/\/|#|%(?:[01][0-9a-f]|7f|3[0-9]|[46][1-9a-f]|[57][0-9a]|2d|2e|5f|7e)/i;
+const PROFILE_PIN = /^\/profiles\/[^/?#]*/;
 
-/** The path after a route prefix, with its query, as the client sent it (no decoding, no normalising). */
+/**
+ * The path after a route prefix (`marker`, e.g. "/anthropic", or "" for the unified routes), with its query, as the client
+ * sent it (no decoding, no normalising). A `/profiles/<name>` pin in front is skipped by position, whatever its spelling.
+ */
 export function restOfPath(request: FastifyRequest, marker: string): string {
   const url = request.url;
-  const at = url.indexOf(marker);
-  const rest = at === -1 ? '/' : url.slice(at + marker.length) || '/';
+  const pin = pathProfile(request) === undefined ? '' : (PROFILE_PIN.exec(url)?.[0] ?? '');
+  const route = marker.replace(PROFILE_PIN, '');
+  const afterPin = url.slice(pin.length);
+  // The router decodes before matching; a prefix it matched in another spelling (/%61nthropic/) is refused.
+  if (!afterPin.startsWith(route)) throw new Errors.InvalidRequest(`The request path "${url.split('?')[0]}" is not allowed: spell the route prefix ${route} literally.`);
+  const rest = afterPin.slice(route.length) || '/';
   const path = rest.split('?')[0];
-  if (UNSAFE_PATH.test(path)) throw new Errors.InvalidRequest(`The request path "${path}" is not allowed: dot segments, encoded slashes and backslashes are refused.`);
+  if (UNSAFE_PATH.test(path) || rest.includes('#')) {
+    throw new Errors.InvalidRequest(`The request path "${path}" is not allowed: dot segments, encoded slashes and dots, backslashes and fragments are refused.`);
+  }
   return rest.startsWith('/') || rest.startsWith('?') ? rest : `/${rest}`;
 }
 
@@ -57,7 +69,7 @@ export function wrongRoute(profile: Profile, route: string): Error {
 }
 
 /** Model routes: the Anthropic passthrough and the unified Anthropic-format endpoint (Bedrock and Vertex routes register beside them). */
-export function registerModelRoutes(app: FastifyInstance, runtime: GatewayRuntime, opts: ModelRouteOptions): void {
+export function registerModelRoutes(app: FastifyInstance, runtime: GatewayRuntime, _opts: ModelRouteOptions): void {
   app.all('/anthropic/*', async (request, reply) => {
     const auth = authenticate(runtime, request);
     const profile = runtime.resolveProfile(pathProfile(request), auth.key);
@@ -70,7 +82,7 @@ export function registerModelRoutes(app: FastifyInstance, runtime: GatewayRuntim
   const unified = async (request: FastifyRequest, reply: FastifyReply) => {
     const auth = authenticate(runtime, request);
     const profile = runtime.resolveProfile(pathProfile(request), auth.key);
-    const rest = restOfPath(request, opts.pinned ? `/profiles/${pathProfile(request)}` : '');
+    const rest = restOfPath(request, '');
     if (profile.provider === 'anthropic' || profile.provider === 'litellm') {
       await forwardAnthropicFormat(runtime, request, reply, auth, profile, 'unified', rest);
       return;
