@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Profile } from '../../config/validate';
 import { Errors } from '../../errors';
@@ -98,6 +99,8 @@ export function registerModelRoutes(app: FastifyInstance, runtime: GatewayRuntim
 /** Checks a unified-endpoint body: it must be a JSON object; returns it parsed. */
 export function parseJsonObject(body: unknown): Record<string, unknown> {
   if (!Buffer.isBuffer(body) || body.length === 0) throw new Errors.InvalidRequest('The request body is empty; send a JSON object (the Messages API request).');
+  // JSON is UTF-8; decoding would silently replace bad bytes, and a re-serialised body would no longer be what was sent.
+  if (!isUtf8(body)) throw new Errors.InvalidRequest('The request body is not valid UTF-8.');
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
@@ -106,6 +109,16 @@ export function parseJsonObject(body: unknown): Record<string, unknown> {
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Errors.InvalidRequest('The request body must be a JSON object.');
   return parsed as Record<string, unknown>;
+}
+
+/** Serialises a parsed body again; JSON.parse accepts nesting deeper than JSON.stringify can recurse. */
+function serialise(parsed: Record<string, unknown>): Buffer {
+  try {
+    return Buffer.from(JSON.stringify(parsed));
+  } catch (err) {
+    if (err instanceof RangeError) throw new Errors.InvalidRequest('The request body is nested too deeply.');
+    throw err;
+  }
 }
 
 /** Forwards an Anthropic-format request to an Anthropic or LiteLLM profile, applying the profile's model map. */
@@ -132,7 +145,7 @@ async function forwardAnthropicFormat(
       const mapped = requestedModel ? profile.models?.map?.[requestedModel] : undefined;
       if (mapped) {
         parsed.model = mapped;
-        body = Buffer.from(JSON.stringify(parsed));
+        body = serialise(parsed);
       }
       upstreamModel = mapped ?? requestedModel;
     } else {
