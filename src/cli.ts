@@ -3,6 +3,8 @@ import { ConfigError } from './core/config/validate';
 import { envCommand } from './cli/env-command';
 import { serve, UsageError } from './cli/serve';
 import { tokenCommand } from './cli/token-command';
+import { usageCommand } from './cli/usage-command';
+import { auditVerifyCommand } from './cli/audit-command';
 import { VERSION } from './cli/version';
 
 /** The standalone command line: the same gateway as the extension, without VS Code. */
@@ -43,6 +45,31 @@ function program(): Command {
     .option('--ttl <duration>', 'lifetime, e.g. 30m, 1h, 7d', '1h')
     .action((opts) => {
       process.stdout.write(tokenCommand(opts) + '\n');
+    });
+
+  cli
+    .command('usage')
+    .description('print requests, tokens by kind and cost from the audit log (UTC)')
+    .option(...configOption)
+    .option('--dir <dir>', 'audit folder (default: audit.dir from the config)')
+    .option('--since <date>', 'YYYY-MM-DD or an ISO time (default: the start of this UTC month)')
+    .option('--by <group>', 'day, model, key, team, project or profile')
+    .option('--json', 'print the JSON that GET /usage returns')
+    .action((opts) => {
+      process.stdout.write(usageCommand(opts) + '\n');
+    });
+
+  const audit = cli.command('audit').description('the hash-chained audit log');
+  audit
+    .command('verify')
+    .description('check the hash chain; names the first edited, removed, reordered or inserted line (exit 0 only when intact)')
+    .option(...configOption)
+    .option('--dir <dir>', 'audit folder (default: audit.dir from the config)')
+    .option('--json', 'print the result as JSON')
+    .action((opts) => {
+      const r = auditVerifyCommand(opts);
+      process.stdout.write(r.text + '\n');
+      process.exitCode = r.exitCode;
     });
 
   return cli;

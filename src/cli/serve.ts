@@ -35,6 +35,12 @@ export async function serve(opts: ServeOptions): Promise<void> {
   const keys = cliKeyRing(config, { createLocalKey: true });
   for (const w of keys.warnings) process.stderr.write(`warning: ${w}\n`);
   const runtime = new GatewayRuntime({ config, keys, version: VERSION });
+  const accounting = runtime.accountant.health?.() as { audit?: { writable: boolean; error?: string } } | undefined;
+  if (accounting?.audit && !accounting.audit.writable) {
+    process.stderr.write(
+      `warning: the audit log in ${config.audit.dir} cannot be written (${accounting.audit.error}); ${config.audit.failOpen ? 'serving without an audit trail (audit.failOpen)' : 'model calls are refused with 503 until it can'}\n`,
+    );
+  }
   const active = runtime.profile(config.activeProfile)!;
   if (active.unusable) process.stderr.write(`warning: ${active.unusable}\n`);
   else warnMissingKey(active.apiKey);

@@ -39,6 +39,7 @@ export const Errors = {
     { retry: false },
   ),
   RevokedKey: define('CCGW_REVOKED_KEY', 'permission_error', 403, 'The gateway key "%s" has been revoked.', { retry: false }),
+  Forbidden: define('CCGW_FORBIDDEN', 'permission_error', 403, '%s', { retry: false }),
   ForbiddenOrigin: define('CCGW_FORBIDDEN_ORIGIN', 'permission_error', 403, '%s', { retry: false }),
   UnknownProfile: define('CCGW_UNKNOWN_PROFILE', 'not_found_error', 404, 'No profile named "%s" (profiles: %s).', { retry: false }),
   WrongRoute: define('CCGW_WRONG_ROUTE', 'invalid_request_error', 400, '%s', { retry: false }),
@@ -52,6 +53,9 @@ export const Errors = {
   UpstreamUnreachable: define('CCGW_UPSTREAM_UNREACHABLE', 'api_error', 502, 'Could not reach the upstream of profile "%s" (%s): %s.'),
   UpstreamTimeout: define('CCGW_UPSTREAM_TIMEOUT', 'api_error', 504, 'The upstream of profile "%s" (%s) did not answer in time: %s.'),
   Unavailable: define('CCGW_UNAVAILABLE', 'api_error', 503, '%s', { retry: false }),
+  BudgetExceeded: define('CCGW_BUDGET_EXCEEDED', 'billing_error', 429, '%s', { retry: false }),
+  RateLimited: define('CCGW_RATE_LIMITED', 'rate_limit_error', 429, '%s'),
+  AuditUnavailable: define('CCGW_AUDIT_UNAVAILABLE', 'api_error', 503, '%s'),
 } as const;
 
 /** The Anthropic error type for a code, falling back on the HTTP status. */

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Agent } from 'undici';
+import { Accounting } from './accounting/accountant';
+import type { BudgetStatus } from './accounting/budgets';
 import type { GatewayConfig, Profile } from './config/validate';
 import { ApiKeyResolver, type SecretSource } from './credentials/api-keys';
 import { Emitter, type Disposable, type Event } from './events';
@@ -21,7 +23,8 @@ export interface RuntimeOptions {
   /** Provider secrets kept outside the config (the extension's SecretStorage). */
   secrets?: SecretSource;
   env?: NodeJS.ProcessEnv;
-  accountant?: Accountant;
+  /** Defaults to the real accountant (budgets, rate limits, audit log under `config.audit.dir`). */
+  accountant?: Accountant | ((runtime: GatewayRuntime) => Accountant);
   version?: string;
 }
 
@@ -45,12 +48,15 @@ export class GatewayRuntime implements Disposable {
   private readonly _onDidSettleCall = new Emitter<SettledCall>();
   private readonly _onDidChangeProfile = new Emitter<ProfileChange>();
   private readonly _onDidChangeConfig = new Emitter<GatewayConfig>();
+  private readonly _onDidChangeBudgets = new Emitter<BudgetStatus[]>();
   /** A model call was admitted and is in flight. */
   readonly onDidStartCall: Event<CallInfo> = this._onDidStartCall.event;
   /** A model call settled: usage, cost and status are known. */
   readonly onDidSettleCall: Event<SettledCall> = this._onDidSettleCall.event;
   readonly onDidChangeProfile: Event<ProfileChange> = this._onDidChangeProfile.event;
   readonly onDidChangeConfig: Event<GatewayConfig> = this._onDidChangeConfig.event;
+  /** Budget spend or limits changed (a priced call settled, an override, a config reload): every budget's state. */
+  readonly onDidChangeBudgets: Event<BudgetStatus[]> = this._onDidChangeBudgets.event;
 
   constructor(opts: RuntimeOptions) {
     this._config = opts.config;
@@ -60,7 +66,8 @@ export class GatewayRuntime implements Disposable {
     this.apiKeys = new ApiKeyResolver(opts.secrets, this.env);
     this.agent = createUpstreamAgent();
     this.version = opts.version ?? '0.0.0';
-    this.accountant = opts.accountant ?? new EventOnlyAccountant(this);
+    const accountant = opts.accountant ?? ((rt: GatewayRuntime) => new Accounting(rt));
+    this.accountant = typeof accountant === 'function' ? accountant(this) : accountant;
   }
 
   get config(): GatewayConfig {
@@ -128,11 +135,24 @@ export class GatewayRuntime implements Disposable {
     this._onDidSettleCall.fire(call);
   }
 
+  /** Publishes budget state to listeners (used by accountants). */
+  publishBudgets(budgets: BudgetStatus[]): void {
+    this._onDidChangeBudgets.fire(budgets);
+  }
+
+  /** Every budget's state now (empty without budgets). */
+  budgets(): BudgetStatus[] {
+    return this.accountant.budgets?.() ?? [];
+  }
+
   private indexProfiles(): void {
     this.profilesByName = new Map(this._config.profiles.map((p) => [p.name, p]));
   }
 
+  /** Records the stop event, closes the audit log and the upstream client. Safe to call twice. */
   dispose(): void {
+    this.accountant.dispose?.();
+    this._onDidChangeBudgets.dispose();
     this._onDidChangeConfig.dispose();
     this._onDidChangeProfile.dispose();
     this._onDidSettleCall.dispose();
@@ -141,8 +161,8 @@ export class GatewayRuntime implements Disposable {
   }
 }
 
-/** Until budgets and the audit log are configured: admit everything and publish settled calls. */
-class EventOnlyAccountant implements Accountant {
+/** Admits everything and publishes settled calls unpriced: no budgets, limits or audit log (benchmarks' baseline). */
+export class EventOnlyAccountant implements Accountant {
   constructor(private readonly runtime: GatewayRuntime) {}
 
   admit(call: CallInfo): Admission {

@@ -15,17 +15,28 @@ export interface TestGateway {
   app: FastifyInstance;
   config: GatewayConfig;
   dataDir: string;
+  /** The audit log folder (`<dataDir>/audit` unless the config says otherwise). */
+  auditDir: string;
   close(): Promise<void>;
 }
 
+export interface StartOptions extends Partial<Pick<RuntimeOptions, 'secrets' | 'env' | 'accountant'>> {
+  /** Reuse this data folder (a restart); it is then left in place on close. */
+  dataDir?: string;
+  /** Leave the data folder in place on close (to restart on it). */
+  keepDataDir?: boolean;
+}
+
 /** Starts a real gateway on 127.0.0.1:0 with the given raw config (profiles etc.) and one key "test". */
-export async function startGateway(raw: Record<string, unknown>, opts: Partial<Pick<RuntimeOptions, 'secrets' | 'env' | 'accountant'>> = {}): Promise<TestGateway> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ccgw-test-'));
+export async function startGateway(raw: Record<string, unknown>, opts: StartOptions = {}): Promise<TestGateway> {
+  const ownDir = opts.dataDir === undefined && !opts.keepDataDir;
+  const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ccgw-test-'));
   const config = parseConfig({ dataDir, ...raw, listen: { host: '127.0.0.1', port: 0 } }, { env: opts.env });
   const keys = KeyRing.fromConfig(config.keys, { env: opts.env, tokenSecret: Buffer.from('test-token-secret-0123456789abcdef') });
   const key = generateKey();
   keys.add({ id: 'test', admin: true }, key);
-  const runtime = new GatewayRuntime({ config, keys, ...opts });
+  // The real accountant by default: every integration test exercises budgets, limits and the audit log.
+  const runtime = new GatewayRuntime({ config, keys, secrets: opts.secrets, env: opts.env, accountant: opts.accountant });
   const app = buildGateway({ runtime, listenHost: '127.0.0.1' });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;
@@ -36,10 +47,11 @@ export async function startGateway(raw: Record<string, unknown>, opts: Partial<P
     app,
     config,
     dataDir,
+    auditDir: config.audit.dir,
     async close() {
       await app.close();
       runtime.dispose();
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      if (ownDir) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -7,6 +7,7 @@ import { clientErrorHandler, frameworkErrors } from './client-errors';
 import { newRequestId } from './proxy-call';
 import { registerPublicRoutes } from './routes/public';
 import { registerModelRoutes } from './routes/model-routes';
+import { registerAccountingRoutes } from './routes/accounting-routes';
 
 /** Largest request body accepted (Claude Code sends long conversations and images). */
 export const BODY_LIMIT = 32 * 1024 * 1024;
@@ -94,6 +95,7 @@ export function buildGateway(opts: BuildOptions): FastifyInstance {
   });
 
   registerPublicRoutes(app, runtime);
+  registerAccountingRoutes(app, runtime);
   registerModelRoutes(app, runtime, {});
   void app.register(
     async (scoped) => {

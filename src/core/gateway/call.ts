@@ -1,4 +1,5 @@
 import type { ProviderName } from '../config/schema';
+import type { BudgetStatus } from '../accounting/budgets';
 import type { Usage } from '../streams/usage';
 import type { GatewayKey } from './keys';
 
@@ -27,6 +28,10 @@ export interface CallInfo {
   countTokens: boolean;
   /** The request body (only kept when the audit log stores bodies). */
   requestBody?: Buffer;
+  /** The request headers (only kept when the audit log stores bodies; credentials are removed before storing). */
+  requestHeaders?: Record<string, string>;
+  /** Size of the request body, for the budget reservation estimate. */
+  requestBytes?: number;
 }
 
 /** How a call ended. */
@@ -65,4 +70,12 @@ export interface Admission {
 export interface Accountant {
   /** Throws an Anthropic-shaped 429/503 error when the call must not go ahead. */
   admit(call: CallInfo): Admission;
+  /** Accounting state for /health (audit log writable, records dropped). */
+  health?(): Record<string, unknown>;
+  /** Every budget's state now. */
+  budgets?(): BudgetStatus[];
+  /** Prometheus text for /metrics. */
+  metrics?(): Promise<string>;
+  /** Records the stop event and closes the audit log. */
+  dispose?(): void;
 }

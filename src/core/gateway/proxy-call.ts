@@ -37,6 +37,8 @@ function header(request: FastifyRequest, name: string): string | undefined {
 export function callInfo(p: ProxyCallParams): CallInfo {
   const url = p.request.url;
   const q = url.indexOf('?');
+  const body = Buffer.isBuffer(p.request.body) ? p.request.body : undefined;
+  const keepBodies = p.runtime.config.audit.bodies !== 'none';
   return {
     requestId: String(p.request.id),
     startedAt: Date.now(),
@@ -53,7 +55,18 @@ export function callInfo(p: ProxyCallParams): CallInfo {
     upstreamModel: p.upstreamModel,
     streaming: p.streaming,
     countTokens: p.countTokens,
+    requestBytes: body?.length,
+    ...(keepBodies ? { requestBody: body, requestHeaders: flatHeaders(p.request.headers) } : {}),
   };
+}
+
+function flatHeaders(h: FastifyRequest['headers']): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name in h) {
+    const v = h[name];
+    if (v !== undefined) out[name] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return out;
 }
 
 /**
@@ -108,7 +121,9 @@ export async function proxyCall(p: ProxyCallParams): Promise<void> {
     result = { outcome: piped.outcome === 'complete' ? 'ok' : piped.outcome, firstByteMs: piped.firstByteMs, tap, error: piped.error };
   }
   const c = result.tap?.collector;
-  const status = result.outcome === 'ok' && upstream.status >= 400 ? 'upstream_error' : result.outcome;
+  let status = result.outcome === 'ok' && upstream.status >= 400 ? 'upstream_error' : result.outcome;
+  // A stream that ended cleanly at the TCP level but before message_stop is cut short all the same.
+  if (status === 'ok' && p.streaming && c?.sawMessageStart && !c.sawMessageStop) status = 'upstream_cut';
   admission.settle(
     outcome({
       status,

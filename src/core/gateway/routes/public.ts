@@ -22,5 +22,6 @@ export function registerPublicRoutes(app: FastifyInstance, runtime: GatewayRunti
     instanceId: runtime.instanceId,
     activeProfile: runtime.config.activeProfile,
     callsInFlight: runtime.callsInFlight,
+    accounting: runtime.accountant.health?.(),
   }));
 }

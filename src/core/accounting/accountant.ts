@@ -1,0 +1,200 @@
+import type { GatewayConfig } from '../config/validate';
+import { Errors } from '../errors';
+import type { Disposable } from '../events';
+import type { Accountant, Admission, CallInfo, CallOutcome, SettledCall } from '../gateway/call';
+import type { GatewayRuntime } from '../runtime';
+import { totalTokens } from '../streams/usage';
+import { AuditLog } from './audit-log';
+import { BudgetLedger, formatUsd, isRefusal, scopesOf, type BudgetHold, type BudgetStatus } from './budgets';
+import { GatewayMetrics } from './metrics';
+import { PriceTable } from './pricing';
+import { isRateRefusal, RateLimiter, rateHeaders } from './rate-limits';
+import { rebuildLedger } from './rebuild';
+import { callRecord, configuredSecrets, Scrubber } from './records';
+import { secondsUntil, type Period } from './windows';
+
+/** How the accountant met the log at start. */
+export interface AccountingStart {
+  records: number;
+  ms: number;
+}
+
+/**
+ * The real accountant: admits calls against budgets and rate limits, prices settled calls, appends one
+ * audit record per call, feeds /metrics and fires the runtime's events. Everything on the hot path is
+ * synchronous; the audit write is one `write(2)` of one line.
+ */
+export class Accounting implements Accountant, Disposable {
+  prices: PriceTable;
+  readonly ledger: BudgetLedger;
+  readonly limiter: RateLimiter;
+  readonly audit: AuditLog;
+  readonly prometheus: GatewayMetrics;
+  readonly started: AccountingStart;
+  private scrubber?: Scrubber;
+  /** Recent cost per model family (an exponential average), the reservation for the next call. */
+  private readonly estimates = new Map<string, number>();
+  private readonly subscriptions: Disposable[] = [];
+  private disposed = false;
+
+  constructor(private readonly runtime: GatewayRuntime) {
+    const config = runtime.config;
+    const now = Date.now();
+    this.prices = new PriceTable(config.prices);
+    this.ledger = new BudgetLedger(config.budgets, now);
+    this.limiter = new RateLimiter(config.rateLimits);
+    this.scrubber = this.makeScrubber(config);
+    this.prometheus = new GatewayMetrics(() => this.ledger.statuses());
+    this.audit = new AuditLog(config.audit.dir);
+    const t0 = performance.now();
+    const rebuilt = this.audit.failure ? { records: 0 } : rebuildLedger(config.audit.dir, this.ledger, config.budgets, now);
+    this.started = { records: rebuilt.records, ms: performance.now() - t0 };
+    const r = this.audit.recovery;
+    if (r.unclean) {
+      this.audit.append('gap', {
+        reason: r.tornMovedTo ? 'torn_line' : 'unclean_shutdown',
+        afterSeq: r.lastSeq,
+        detail: 'the gateway stopped without recording a stop event (crash or kill); calls in flight at that moment were not recorded',
+        ...(r.tornMovedTo ? { movedTo: r.tornMovedTo, bytes: r.tornBytes } : {}),
+      });
+    }
+    this.audit.append('start', { instance: runtime.instanceId, version: runtime.version, pid: process.pid, rebuiltRecords: rebuilt.records });
+    this.subscriptions.push(
+      runtime.onDidChangeProfile((e) => this.audit.append('profile_switch', { key: e.keyId, profile: e.profile })),
+      runtime.onDidChangeConfig((c) => this.reconfigure(c)),
+    );
+  }
+
+  admit(call: CallInfo): Admission {
+    const now = call.startedAt;
+    const config = this.runtime.config;
+    if (this.audit.failure && !config.audit.failOpen && !call.countTokens && !this.audit.probe()) {
+      throw new Errors.AuditUnavailable(
+        `The gateway cannot write its audit log (${this.audit.failure?.code}), so it refuses model calls. Fix the folder's permissions or space, or set "audit.failOpen": true to serve without an audit trail.`,
+      );
+    }
+    const scopes = scopesOf(call);
+    let hold: BudgetHold | undefined;
+    let headers: Record<string, string> | undefined;
+    if (!call.countTokens) {
+      if (this.ledger.size) {
+        const r = this.ledger.reserve(scopes, this.estimate(call), now);
+        if (isRefusal(r)) {
+          const b = r.budget;
+          const message = `${b.scope} budget of $${formatUsd(b.usd)} per ${b.period} reached ($${formatUsd(b.spentUsd + b.reservedUsd)} spent); resets ${b.resetsAt}`;
+          this.reject(call, 'billing_error', message);
+          throw Object.assign(new Errors.BudgetExceeded(message), { headers: { 'retry-after': String(secondsUntil(Date.parse(b.resetsAt), now)) } });
+        }
+        hold = r;
+      }
+      const room = this.limiter.admit(scopes, now);
+      if (isRateRefusal(room)) {
+        if (hold) this.ledger.settle(hold, [], 0, now);
+        const message = `${room.scope} rate limit of ${room.limit} ${room.kind} per minute reached; retry in ${room.retryAfterSeconds} s`;
+        this.reject(call, 'rate_limit_error', message);
+        const prefix = `x-gateway-ratelimit-${room.kind}`;
+        throw Object.assign(new Errors.RateLimited(message), {
+          headers: { 'retry-after': String(room.retryAfterSeconds), [`${prefix}-limit`]: String(room.limit), [`${prefix}-remaining`]: '0' },
+        });
+      }
+      headers = rateHeaders(room);
+    }
+    return { headers, settle: (outcome) => this.settle(call, scopes, hold, outcome) };
+  }
+
+  private settle(call: CallInfo, scopes: string[], hold: BudgetHold | undefined, outcome: CallOutcome): void {
+    const now = Date.now();
+    const priced = call.countTokens ? { usd: 0, family: undefined, priceKnown: true } : this.prices.cost(outcome.usage, outcome.responseModel, call.upstreamModel, call.requestedModel);
+    if (hold) this.ledger.settle(hold, scopes, priced.usd, now);
+    else if (priced.usd) this.ledger.record(scopes, priced.usd, now);
+    this.limiter.settle(scopes, totalTokens(outcome.usage), now);
+    if (priced.usd > 0 && priced.family) {
+      const prev = this.estimates.get(priced.family);
+      this.estimates.set(priced.family, prev === undefined ? priced.usd : prev * 0.8 + priced.usd * 0.2);
+    }
+    const settled: SettledCall = { ...call, ...outcome, costUsd: priced.usd, priceKnown: priced.priceKnown };
+    this.write(settled, priced.family);
+    this.prometheus.observe(settled);
+    this.runtime.publishSettled(settled);
+    if (this.ledger.size && priced.usd > 0) this.runtime.publishBudgets(this.ledger.statuses(now));
+  }
+
+  /** Records a call refused by a budget or rate limit (it cost nothing and never reached the upstream). */
+  private reject(call: CallInfo, errorType: string, message: string): void {
+    const settled: SettledCall = {
+      ...call,
+      status: 'rejected',
+      httpStatus: 429,
+      latencyMs: Date.now() - call.startedAt,
+      usage: { input: 0, output: 0, cacheWrite5m: 0, cacheWrite1h: 0, cacheRead: 0 },
+      errorType,
+      errorMessage: message,
+      costUsd: 0,
+      priceKnown: true,
+    };
+    this.write(settled, undefined);
+    this.prometheus.observe(settled);
+    this.runtime.publishSettled(settled);
+  }
+
+  private write(c: SettledCall, family: string | undefined): void {
+    this.audit.append('call', callRecord({ ...c, family }, this.scrubber) as unknown as Record<string, unknown>);
+  }
+
+  /** The reservation for a call: the recent cost of its model family, else its input at list price. */
+  private estimate(call: CallInfo): number {
+    const { family } = this.prices.resolve(call.upstreamModel, call.requestedModel);
+    const recent = this.estimates.get(family);
+    if (recent !== undefined) return recent;
+    const inputTokens = Math.max(1000, (call.requestBytes ?? 4000) / 4);
+    return (inputTokens * this.prices.price(family).input) / 1e6;
+  }
+
+  metrics(): Promise<string> {
+    return this.prometheus.text();
+  }
+
+  budgets(): BudgetStatus[] {
+    return this.ledger.statuses();
+  }
+
+  health(): Record<string, unknown> {
+    const f = this.audit.failure;
+    return {
+      audit: { writable: !f, failOpen: this.runtime.config.audit.failOpen, ...(f ? { error: f.code } : {}), droppedRecords: this.audit.dropped, bodies: this.runtime.config.audit.bodies },
+      budgets: this.ledger.size,
+      rateLimits: this.limiter.size,
+    };
+  }
+
+  /** Overrides one budget's limit until config reload (or clears the override); recorded in the audit log. */
+  overrideBudget(scope: string, period: Period, usd: number | undefined, by?: string): boolean {
+    const ok = this.ledger.override(scope, period, usd, this.runtime.config.budgets);
+    if (ok) {
+      this.audit.append('budget_override', { scope, period, usd: usd ?? null, by });
+      this.runtime.publishBudgets(this.ledger.statuses());
+    }
+    return ok;
+  }
+
+  private reconfigure(config: GatewayConfig): void {
+    this.prices = new PriceTable(config.prices);
+    this.ledger.configure(config.budgets);
+    this.limiter.configure(config.rateLimits);
+    this.scrubber = this.makeScrubber(config);
+    this.audit.append('config_reload', { source: config.source, budgets: config.budgets.length, rateLimits: config.rateLimits.length, activeProfile: config.activeProfile });
+    this.runtime.publishBudgets(this.ledger.statuses());
+  }
+
+  private makeScrubber(config: GatewayConfig): Scrubber | undefined {
+    return config.audit.bodies === 'none' ? undefined : new Scrubber(config.audit.bodies, configuredSecrets(config, this.runtime.env));
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const s of this.subscriptions.reverse()) s.dispose();
+    this.audit.append('stop', { instance: this.runtime.instanceId, callsInFlight: this.runtime.callsInFlight });
+    this.audit.close();
+  }
+}

@@ -1,0 +1,166 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** The `prev` of the very first record. */
+export const GENESIS = '0'.repeat(64);
+
+const FILE_RE = /^audit-(\d{4}-\d{2}-\d{2})\.jsonl$/;
+
+/** One sealed audit line: the JSON object with `prev` and `hash` last. */
+export interface SealedRecord {
+  seq: number;
+  t: string;
+  type: string;
+  prev: string;
+  hash: string;
+  [field: string]: unknown;
+}
+
+/** The daily file for a UTC date. */
+export function auditFileName(date: string): string {
+  return `audit-${date}.jsonl`;
+}
+
+/** Daily audit files in `dir`, oldest first, with their dates. */
+export function listAuditFiles(dir: string): Array<{ file: string; date: string }> {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return names
+    .map((n) => ({ n, m: FILE_RE.exec(n) }))
+    .filter((x) => x.m)
+    .map((x) => ({ file: path.join(dir, x.n), date: x.m![1] }))
+    .sort((a, b) => (a.date < b.date ? -1 : a.date > b.date ? 1 : 0));
+}
+
+/**
+ * Seals a record: adds `prev`, hashes the canonical JSON (the object serialised in insertion order, with
+ * `prev` and without `hash`), and returns the line with `hash` appended as the last member.
+ */
+export function seal(record: Record<string, unknown>, prev: string): { line: string; hash: string } {
+  const body = JSON.stringify({ ...record, prev });
+  const hash = sha256hex(body);
+  return { line: `${body.slice(0, -1)},"hash":"${hash}"}\n`, hash };
+}
+
+/** Recomputes a parsed line's hash; true when it matches the `hash` it carries. */
+export function hashMatches(rec: Record<string, unknown>): boolean {
+  const { hash, ...rest } = rec;
+  return typeof hash === 'string' && sha256hex(JSON.stringify(rest)) === hash;
+}
+
+export function sha256hex(s: string): string {
+  return createHash('sha256').update(s, 'utf8').digest('hex');
+}
+
+/** One line of a file as the reader met it. */
+export interface RawLine {
+  file: string;
+  /** 1-based line number in its file. */
+  line: number;
+  text: string;
+  /** False for a last line without its newline (a write cut short). */
+  complete: boolean;
+}
+
+/**
+ * Reads files line by line in large chunks (files can be bigger than a JS string may be), calling `onLine`
+ * for each. Stops early when `onLine` returns false.
+ */
+export function readLines(files: string[], onLine: (l: RawLine) => boolean | void, chunkSize = 8 << 20): void {
+  const buf = Buffer.allocUnsafe(chunkSize);
+  for (const file of files) {
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw err;
+    }
+    try {
+      let carry: Buffer[] = [];
+      let lineNo = 0;
+      for (;;) {
+        const n = fs.readSync(fd, buf, 0, chunkSize, null);
+        if (n === 0) break;
+        let start = 0;
+        let nl: number;
+        while ((nl = buf.indexOf(10, start)) !== -1 && nl < n) {
+          let text: string;
+          if (carry.length) {
+            carry.push(buf.subarray(start, nl));
+            text = Buffer.concat(carry).toString('utf8');
+            carry = [];
+          } else {
+            text = buf.toString('utf8', start, nl);
+          }
+          start = nl + 1;
+          lineNo++;
+          if (onLine({ file, line: lineNo, text, complete: true }) === false) return;
+        }
+        if (start < n) carry.push(Buffer.from(buf.subarray(start, n)));
+      }
+      if (carry.length) {
+        const text = Buffer.concat(carry).toString('utf8');
+        if (onLine({ file, line: lineNo + 1, text, complete: false }) === false) return;
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
+
+/** The last complete line of a file and the byte offset where a torn tail (bytes after the last newline) starts. */
+export function readTail(file: string): { last?: string; tornAt?: number; size: number } {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size === 0) return { size };
+    let chunk = 64 * 1024;
+    for (;;) {
+      const from = Math.max(0, size - chunk);
+      const buf = Buffer.allocUnsafe(size - from);
+      fs.readSync(fd, buf, 0, buf.length, from);
+      const endsWithNl = buf[buf.length - 1] === 10;
+      const lastNl = endsWithNl ? buf.length - 1 : buf.lastIndexOf(10);
+      const tornAt = endsWithNl ? undefined : lastNl === -1 ? from : from + lastNl + 1;
+      if (lastNl === -1) {
+        if (from === 0) return { tornAt, size };
+        chunk *= 4;
+        continue;
+      }
+      const prevNl = buf.lastIndexOf(10, lastNl - 1);
+      if (prevNl === -1 && from > 0) {
+        chunk *= 4;
+        continue;
+      }
+      return { last: buf.toString('utf8', prevNl + 1, lastNl), tornAt, size };
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The anchor written on clean stop: lets `verify` notice lines removed from the end. */
+export interface AuditHead {
+  seq: number;
+  hash: string;
+}
+
+export function headPath(dir: string): string {
+  return path.join(dir, 'HEAD.json');
+}
+
+export function readHead(dir: string): AuditHead | undefined {
+  try {
+    const h = JSON.parse(fs.readFileSync(headPath(dir), 'utf8'));
+    return typeof h.seq === 'number' && typeof h.hash === 'string' ? h : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,159 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { auditFileName, GENESIS, headPath, listAuditFiles, readTail, seal } from './audit-files';
+import { utcDate } from './windows';
+
+/** Why the audit log cannot be written, for /health and the 503 message. */
+export interface AuditFailure {
+  code: string;
+  message: string;
+}
+
+/** What opening the log found and did. */
+export interface AuditRecovery {
+  lastSeq: number;
+  /** The last record was not a clean "stop": the gateway crashed or was killed. */
+  unclean: boolean;
+  /** A torn last line was moved to this file. */
+  tornMovedTo?: string;
+  tornBytes?: number;
+}
+
+/**
+ * The append-only, hash-chained audit log: daily JSONL files under one folder. Each append is one
+ * synchronous write of one whole line to a file opened with O_APPEND, so a crash loses at most the records
+ * of calls still in flight, and a write cut short leaves a torn last line that the next start moves aside
+ * (recording a "gap" event, which `verify` reports as a gap, not as tampering).
+ */
+export class AuditLog {
+  private fd?: number;
+  private fileDate?: string;
+  private seq = 0;
+  private prev = GENESIS;
+  private _failure?: AuditFailure;
+  private recovered = false;
+  /** Records that could not be written (only with `failOpen`). */
+  dropped = 0;
+  readonly recovery: AuditRecovery = { lastSeq: 0, unclean: false };
+
+  constructor(readonly dir: string) {
+    try {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      this.recover();
+      this.recovered = true;
+      fs.accessSync(dir, fs.constants.W_OK);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** Set while the log cannot be written. */
+  get failure(): AuditFailure | undefined {
+    return this._failure;
+  }
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  /** Appends one record (it gets `seq`, `t` when missing, `prev` and `hash`); false when it could not be written. */
+  append(type: string, fields: Record<string, unknown>, now = Date.now()): boolean {
+    const t = new Date(now).toISOString();
+    const record = { seq: this.seq + 1, t, type, ...fields };
+    const { line, hash } = seal(record, this.prev);
+    try {
+      if (!this.recovered) throw Object.assign(new Error('the log could not be read at start'), { code: this._failure?.code });
+      const date = t.slice(0, 10);
+      if (this.fd === undefined || date !== this.fileDate) this.open(date);
+      fs.writeSync(this.fd!, line);
+    } catch (err) {
+      this.fail(err);
+      this.dropped++;
+      return false;
+    }
+    this._failure = undefined;
+    this.seq++;
+    this.prev = hash;
+    return true;
+  }
+
+  /** Writes the anchor `verify` uses to notice removed trailing lines, and closes the file. */
+  close(): void {
+    if (this.fd !== undefined) {
+      try {
+        fs.fsyncSync(this.fd);
+      } catch {
+        // Best effort: the data is in the OS already.
+      }
+      fs.closeSync(this.fd);
+      this.fd = undefined;
+    }
+    try {
+      fs.writeFileSync(headPath(this.dir), JSON.stringify({ seq: this.seq, hash: this.prev }) + '\n', { mode: 0o600 });
+    } catch {
+      // An unwritable folder was already reported through `failure`.
+    }
+  }
+
+  /** Retries opening after a failure (the folder became writable again). */
+  probe(): boolean {
+    if (!this._failure) return true;
+    try {
+      fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      if (!this.recovered) {
+        this.recover();
+        this.recovered = true;
+      }
+      this.open(utcDate(Date.now()));
+      this._failure = undefined;
+      return true;
+    } catch (err) {
+      this.fail(err);
+      return false;
+    }
+  }
+
+  private open(date: string): void {
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
+    this.fd = fs.openSync(path.join(this.dir, auditFileName(date)), fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o600);
+    this.fileDate = date;
+  }
+
+  /** Finds the chain head in the newest file; moves a torn last line aside. */
+  private recover(): void {
+    const files = listAuditFiles(this.dir);
+    for (let i = files.length - 1; i >= 0; i--) {
+      const { file } = files[i];
+      const tail = readTail(file);
+      if (tail.tornAt !== undefined) {
+        const fd = fs.openSync(file, 'r+');
+        try {
+          const torn = Buffer.alloc(tail.size - tail.tornAt);
+          fs.readSync(fd, torn, 0, torn.length, tail.tornAt);
+          const movedTo = `${file}.torn-${Date.now()}`;
+          fs.writeFileSync(movedTo, torn, { mode: 0o600 });
+          fs.ftruncateSync(fd, tail.tornAt);
+          this.recovery.tornMovedTo = path.basename(movedTo);
+          this.recovery.tornBytes = torn.length;
+        } finally {
+          fs.closeSync(fd);
+        }
+      }
+      if (!tail.last) continue;
+      const last = JSON.parse(tail.last) as { seq?: number; hash?: string; type?: string };
+      if (typeof last.seq !== 'number' || typeof last.hash !== 'string') throw new Error(`${file}: the last line is not an audit record`);
+      this.seq = last.seq;
+      this.prev = last.hash;
+      this.recovery.lastSeq = last.seq;
+      this.recovery.unclean = last.type !== 'stop' || this.recovery.tornMovedTo !== undefined;
+      return;
+    }
+    this.recovery.unclean = this.recovery.tornMovedTo !== undefined;
+  }
+
+  private fail(err: unknown): void {
+    const e = err as NodeJS.ErrnoException;
+    this._failure = { code: e.code ?? 'EAUDIT', message: `the audit log in ${this.dir} cannot be written (${e.code ?? e.message})` };
+  }
+}
