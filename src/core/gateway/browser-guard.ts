@@ -51,9 +51,15 @@ export function browserGuard(listenHost: string): onRequestHookHandler {
         .send(anthropicErrorBody('permission_error', `Requests from web pages (Origin ${origin}) are not accepted by the gateway.`));
       return;
     }
+    // A web page's no-cors requests (<img>, <script>) carry no Origin, but browsers mark them as cross-site.
+    const site = request.headers['sec-fetch-site'];
+    if (site === 'cross-site' || site === 'same-site') {
+      refuse(reply, 403, 'permission_error', 'Requests from web pages are not accepted by the gateway.');
+      return;
+    }
     if (loopbackOnly) {
       const host = request.headers.host;
-      if (!host || !isLoopbackHost(hostname(host))) {
+      if (!host || !isLoopbackHost(hostname(host).toLowerCase())) {
         reply
           .code(403)
           .type('application/json')
