@@ -18,16 +18,23 @@ export function rebuildLedger(dir: string, ledger: BudgetLedger, budgets: Budget
   let records = 0;
   readLines(files, (l) => {
     if (!l.complete) return;
-    // Cheap pre-filter: only priced calls and overrides change the ledger.
-    const isCall = l.text.includes('"type":"call"');
-    if (!isCall && !l.text.includes('"type":"budget_override"')) return;
-    let r: Record<string, unknown>;
-    try {
-      r = JSON.parse(l.text);
-    } catch {
-      return;
-    }
+    const text = l.text;
+    // The third member says what the line is: {"seq":N,"t":"…","type":"…"
+    const typeAt = text.indexOf('"type":"');
+    if (typeAt === -1) return;
+    const isCall = text.startsWith('call"', typeAt + 8);
+    if (!isCall && !text.startsWith('budget_override"', typeAt + 8)) return;
     records++;
+    const fast = isCall ? readCallFast(text) : undefined;
+    let r: Record<string, unknown>;
+    if (fast) r = fast;
+    else {
+      try {
+        r = JSON.parse(text);
+      } catch {
+        return;
+      }
+    }
     const at = Date.parse(r.t as string);
     if (at < from) return;
     if (r.type === 'budget_override') {
@@ -39,4 +46,35 @@ export function rebuildLedger(dir: string, ledger: BudgetLedger, budgets: Budget
     ledger.record(scopesOf({ key: { id: String(r.key), team: r.team as string | undefined }, project: r.project as string | undefined, profile: String(r.profile) }), cost, at);
   });
   return { records };
+}
+
+/**
+ * Reads the fields the ledger needs from a call line the gateway wrote, without parsing the whole line
+ * (a million records must load in seconds). Attribution members all come before "usage" and "costUsd"
+ * right after it, so nothing later in the line (stored headers, bodies) can be mistaken for them; any
+ * escaped string falls back to JSON.parse (returns undefined).
+ */
+function readCallFast(text: string): Record<string, unknown> | undefined {
+  const usageAt = text.indexOf(',"usage":{');
+  if (usageAt === -1) return undefined;
+  const str = (name: string): string | undefined | null => {
+    const marker = `,"${name}":"`;
+    const i = text.indexOf(marker);
+    if (i === -1 || i > usageAt) return undefined;
+    const start = i + marker.length;
+    const end = text.indexOf('"', start);
+    const v = text.slice(start, end);
+    return v.includes('\\') ? null : v;
+  };
+  const t = str('t');
+  const key = str('key');
+  const team = str('team');
+  const project = str('project');
+  const profile = str('profile');
+  if (t === null || key === null || team === null || project === null || profile === null || !t) return undefined;
+  const costAt = text.indexOf(',"costUsd":', usageAt);
+  if (costAt === -1) return undefined;
+  const n = parseFloat(text.slice(costAt + 11, costAt + 40));
+  if (Number.isNaN(n)) return undefined;
+  return { type: 'call', t, key, team, project, profile, costUsd: n };
 }
