@@ -69,7 +69,14 @@ export interface RawResponse {
 }
 
 /** Parses the first HTTP/1.1 response in `raw` (Content-Length or chunked or close-delimited). */
+/** Drops interim 1xx responses (100 Continue), which come before the real one. */
+function stripInterim(raw: string): string {
+  while (/^HTTP\/1\.[01] 1\d\d /.test(raw) && raw.indexOf('\r\n\r\n') !== -1) raw = raw.slice(raw.indexOf('\r\n\r\n') + 4);
+  return raw;
+}
+
 export function parseRawResponse(raw: string): RawResponse {
+  raw = stripInterim(raw);
   const end = raw.indexOf('\r\n\r\n');
   const head = end === -1 ? raw : raw.slice(0, end);
   const [statusLine, ...lines] = head.split('\r\n');
@@ -100,6 +107,7 @@ function dechunk(s: string): string {
 
 /** Whether `raw` holds one complete HTTP response. */
 function complete(raw: string): boolean {
+  raw = stripInterim(raw);
   const end = raw.indexOf('\r\n\r\n');
   if (end === -1) return false;
   const r = parseRawResponse(raw);

@@ -60,7 +60,7 @@ describe('abuse: authentication and browser attacks', () => {
     it('a wrong key: 403 on every keyed route, in each of the three headers', async () => {
       const before = upstreamCount();
       for (const route of KEYED) {
-        for (const headers of [{ authorization: 'Bearer ccgw-wrong' }, { 'x-api-key': 'ccgw-wrong' }, { 'proxy-authorization': 'Bearer ccgw-wrong' }]) {
+        for (const headers of [{ authorization: 'Bearer ccgw-wrong' }, { 'x-api-key': 'ccgw-wrong' }, { 'proxy-authorization': 'Bearer ccgw-wrong' }] as Array<Record<string, string>>) {
           const res = await call(route, headers);
           if (res.status === 404) continue;
           assert.equal(res.status, 403, `${route.method} ${route.path} ${JSON.stringify(headers)}: ${res.body}`);
@@ -103,7 +103,7 @@ describe('abuse: authentication and browser attacks', () => {
 
     it('a revoked key is refused with 403 and never reaches an upstream', async () => {
       const before = upstreamCount();
-      for (const headers of [{ authorization: `Bearer ${gw.secrets.revokedKey}` }, { 'x-api-key': gw.secrets.revokedKey }]) {
+      for (const headers of [{ authorization: `Bearer ${gw.secrets.revokedKey}` }, { 'x-api-key': gw.secrets.revokedKey }] as Array<Record<string, string>>) {
         const res = await gw.fetch('/anthropic/v1/messages', { method: 'POST', headers, body: messagesBody() });
         assert.equal(res.status, 403);
         assert.match(errorOf(res.body).message, /revoked/);
@@ -130,7 +130,7 @@ describe('abuse: authentication and browser attacks', () => {
     });
 
     it('a provider key sent by mistake as the gateway key is refused and never echoed or logged', async () => {
-      for (const headers of [{ 'x-api-key': gw.secrets.providerKey }, { authorization: `Bearer ${gw.secrets.litellmKey}` }]) {
+      for (const headers of [{ 'x-api-key': gw.secrets.providerKey }, { authorization: `Bearer ${gw.secrets.litellmKey}` }] as Array<Record<string, string>>) {
         const res = await gw.fetch('/anthropic/v1/messages', { method: 'POST', headers, body: messagesBody() });
         assert.equal(res.status, 403);
       }
@@ -146,7 +146,7 @@ describe('abuse: authentication and browser attacks', () => {
         ['HEAD', '/anthropic'],
         ['GET', '/anthropic/'],
       ] as const) {
-        for (const headers of [{}, { authorization: `Bearer ${gw.secrets.key}` }, { authorization: 'Bearer wrong' }]) {
+        for (const headers of [{}, { authorization: `Bearer ${gw.secrets.key}` }, { authorization: 'Bearer wrong' }] as Array<Record<string, string>>) {
           const res = await gw.fetch(path, { method, headers });
           assert.equal(res.status, 200, `${method} ${path}`);
           for (const f of forbidden) assert.ok(!res.body.includes(f), `${method} ${path} mentions ${f}: ${res.body}`);

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { GatewayRuntime } from '../runtime';
 import { anthropicErrorBody, anthropicTypeFor, Errors, shouldNotRetry } from '../errors';
@@ -60,6 +61,11 @@ export function buildGateway(opts: BuildOptions): FastifyInstance {
   // Bodies stay bytes: passthrough routes forward them unchanged; the unified route parses JSON itself.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, (_req, body, done) => done(null, body));
+
+  // Node answers an Expect other than 100-continue itself, with an empty 417.
+  app.server.on('checkExpectation', (_req, res: ServerResponse) => {
+    res.writeHead(417, { 'content-type': 'application/json', connection: 'close' }).end(anthropicErrorBody('invalid_request_error', 'Only "Expect: 100-continue" is supported.'));
+  });
 
   app.addHook('onRequest', browserGuard(opts.listenHost ?? runtime.config.listen.host));
 

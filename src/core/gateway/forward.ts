@@ -33,8 +33,9 @@ export interface PipeResult {
   error?: string;
 }
 
-// Hop-by-hop headers (RFC 9110 §7.6.1) and those the HTTP client sets itself.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'content-length']);
+// Hop-by-hop headers (RFC 9110 §7.6.1) and those the HTTP client sets itself. `expect` was answered by the gateway's
+// own server (100 Continue); forwarded, undici refuses the request (curl sends it with larger bodies).
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'content-length', 'expect']);
 // Credentials a client may send; the route decides which (if any) go upstream.
 export const CLIENT_CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'proxy-authorization'] as const;
 
