@@ -8,7 +8,7 @@ import type { RouteName } from '../call';
 import { peekTopLevel } from '../json-peek';
 import type { Authenticated } from '../keys';
 import { proxyCall } from '../proxy-call';
-import { unifiedForProvider } from './unified-providers';
+import { registerCloudRoutes, unifiedForProvider } from './unified-providers';
 
 export interface ModelRouteOptions {
   /** Registered under /profiles/:profile: the path names the profile. */
@@ -94,6 +94,7 @@ export function registerModelRoutes(app: FastifyInstance, runtime: GatewayRuntim
   app.post('/v1/messages/count_tokens', unified);
   app.get('/v1/models', unified);
   app.get('/v1/models/:model', unified);
+  registerCloudRoutes(app, runtime, _opts);
 }
 
 /** Checks a unified-endpoint body: it must be a JSON object; returns it parsed. */
