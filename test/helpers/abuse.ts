@@ -197,6 +197,8 @@ export async function startAbuseGateway(opts: AbuseGatewayOptions = {}): Promise
       dataDir,
       listen: { host: '127.0.0.1', port: 0 },
       activeProfile: 'anthropic',
+      // Bodies and headers go into the audit log (credentials redacted), so the leak check covers the redaction.
+      audit: { bodies: 'redacted' },
       profiles: [
         { name: 'anthropic', provider: 'anthropic', apiKey: '${env:ABUSE_PROVIDER_KEY}', baseUrl: upstream.url },
         { name: 'mapped', provider: 'anthropic', apiKey: '${env:ABUSE_PROVIDER_KEY}', baseUrl: upstream.url, models: { map: { 'claude-sonnet-4-5': 'claude-sonnet-4-5-20250929' } } },
@@ -255,8 +257,10 @@ export async function startAbuseGateway(opts: AbuseGatewayOptions = {}): Promise
         await gw.fetch(p);
         await gw.fetch(p, { headers: { authorization: `Bearer ${secrets.key}` } });
       }
+      const files = fs.readdirSync(dataDir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile());
       const haystacks: Array<[string, string[]]> = [
         ['gateway log', logs],
+        ['file in the data directory (audit log, state)', files.map((d) => fs.readFileSync(path.join(d.parentPath ?? d.path, d.name), 'latin1'))],
         ['response seen by a client', seen],
         ['request received by the evil server', evil.received.map((b) => b.toString('latin1'))],
       ];
