@@ -24,6 +24,8 @@ const contexts = await Promise.all([
     outdir: 'dist',
     banner: { js: '#!/usr/bin/env node' },
   }),
+  // The usage dashboard's webview script with Chart.js, for the browser sandbox of a webview.
+  esbuild.context({ ...common, platform: 'browser', format: 'iife', target: 'es2022', external: [], entryPoints: { dashboard: 'src/webview/dashboard.js' }, outdir: 'dist/webview' }),
 ]);
 
 if (watch) {

@@ -16,6 +16,7 @@
 // Everything of a run (logs, results.json, screenshot on failure) stays in test-results/vscode-run-*/.
 
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import {
   createRun,
@@ -38,6 +39,17 @@ const fail = (message) => console.error(`[vscode-tests] ERROR: ${message}`);
 // Workbench chatter that says nothing about the suite: kept in extension-host.log, not printed.
 const QUIET = [/^Ignoring fetching additional builtin extensions/, /^Updating additional builtin extensions cache/];
 
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 function formatLogArgs(args) {
   if (Array.isArray(args)) return args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ');
   return typeof args === 'string' ? args : JSON.stringify(args);
@@ -52,6 +64,9 @@ async function main() {
     return 1;
   }
   const { RUN, runtimeDir, cleanup } = createRun('vscode-run');
+  // A port of its own, so a gateway of another run (or the developer's own window) is never joined.
+  const gatewayPort = await freePort();
+  process.env.CCGW_VSCODE_SETTINGS = JSON.stringify({ 'claudeGateway.port': gatewayPort, ...JSON.parse(process.env.CCGW_VSCODE_SETTINGS || '{}') });
   const workspace = writeUserSetup(RUN);
   log(`run dir: ${path.relative(process.cwd(), RUN) || RUN}`);
   log(`extension: ${extensionDir}`);

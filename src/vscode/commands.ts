@@ -1,71 +1,85 @@
 import * as vscode from 'vscode';
-import type { Profile } from '../core/config/validate';
+import type { ProfileConfig } from '../core/config/schema';
+import type { Shell } from '../core/env';
+import { takesSecret } from '../core/readiness';
+import { addProfile, type AddProfileOptions } from './add-profile';
+import { openAuditLog, verifyAuditLog } from './audit-commands';
 import { CommandId } from './command-ids';
 import type { GatewayController } from './controller';
+import type { UsageDashboard } from './dashboard';
+import { configureClaudeCodeExtension, copyEnvironment } from './environment-commands';
 import type { ProfileSecrets } from './secrets';
+import { switchProvider, type SwitchOptions } from './switch-provider';
+import { testConnection } from './test-connection';
 
-interface ProfileItem extends vscode.QuickPickItem {
-  profile: Profile;
+/** What the commands act on. */
+export interface CommandContext {
+  controller: GatewayController;
+  secrets: ProfileSecrets;
+  secretStorage: vscode.SecretStorage;
+  dashboard: UsageDashboard;
 }
 
-function where(p: Profile): string {
-  if (p.provider === 'bedrock') return p.region ?? '';
-  if (p.provider === 'vertex') return `${p.projectId ?? ''} · ${p.region ?? ''}`;
-  return p.baseUrl ?? 'api.anthropic.com';
+/** Runs a command body and turns a thrown error into one error message (the command still rejects for callers). */
+function guarded<A extends unknown[], R>(title: string, fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return async (...args: A) => {
+    try {
+      return await fn(...args);
+    } catch (err) {
+      void vscode.window.showErrorMessage(`Claude Gateway: ${title} failed: ${(err as Error).message}`);
+      throw err;
+    }
+  };
 }
 
-/** Profiles whose upstream key can live in SecretStorage. */
-function takesSecret(p: Profile): boolean {
-  return (p.provider === 'anthropic' && p.credentials === 'gateway') || p.provider === 'litellm' || p.provider === 'bedrock';
+async function setProviderSecret({ controller, secrets }: CommandContext, name?: string, value?: string): Promise<boolean> {
+  let profileName = name;
+  if (!profileName) {
+    const candidates = controller.profiles.filter(takesSecret);
+    if (!candidates.length) {
+      void vscode.window.showInformationMessage('No profile takes a secret: Anthropic (gateway credentials), LiteLLM and Bedrock profiles do.');
+      return false;
+    }
+    const pick = await vscode.window.showQuickPick(
+      candidates.map((p) => ({ label: p.name, description: `${p.provider}${secrets.has(p.name) ? ' · secret stored' : ''}`, profile: p })),
+      { title: 'Claude Gateway: Set Provider Secret' },
+    );
+    profileName = pick?.profile.name;
+  }
+  if (!profileName) return false;
+  const secret =
+    value ??
+    (await vscode.window.showInputBox({
+      title: `Secret for profile "${profileName}"`,
+      prompt: 'API key (Anthropic, LiteLLM) or Bedrock API key. Stored in the editor secret storage, never in settings.',
+      password: true,
+      ignoreFocusOut: true,
+      validateInput: (v) => (v.trim() ? undefined : 'Enter the key'),
+    }));
+  if (!secret) return false;
+  await secrets.set(profileName, secret.trim());
+  void vscode.window.setStatusBarMessage(`Claude Gateway: secret stored for ${profileName}`, 3000);
+  return true;
 }
 
-/** Registers every command; each takes an optional argument so tests and keybindings can skip the UI. */
-export function registerAllCommands(controller: GatewayController, secrets: ProfileSecrets): vscode.Disposable[] {
+/** Registers every command; each takes optional arguments so tests and keybindings can skip the UI. */
+export function registerAllCommands(ctx: CommandContext): vscode.Disposable[] {
+  const { controller, secrets, dashboard } = ctx;
+  const register = <A extends unknown[], R>(id: CommandId, title: string, fn: (...args: A) => Promise<R>) => vscode.commands.registerCommand(id, guarded(title, fn));
   return [
-    vscode.commands.registerCommand(CommandId.SwitchProvider, async (name?: string) => {
-      let target = name;
-      if (!target) {
-        const current = controller.profile.name;
-        const items: ProfileItem[] = controller.profiles.map((p) => ({
-          label: p.name,
-          description: `${p.provider} · ${where(p)}`,
-          detail: p.name === current ? '$(check) active in this window' : p.description,
-          profile: p,
-        }));
-        const pick = await vscode.window.showQuickPick(items, { title: 'Claude Gateway: Switch Provider', placeHolder: `Current: ${current}` });
-        target = pick?.profile.name;
-      }
-      if (!target) return;
-      await controller.switchProfile(target);
-      void vscode.window.setStatusBarMessage(`Claude Gateway: switched to ${target}`, 3000);
+    register(CommandId.SwitchProvider, 'Switch Provider', (name?: string, opts?: SwitchOptions) => switchProvider(controller, secrets, name, opts)),
+    register(CommandId.AddProfile, 'Add Profile', (profile?: ProfileConfig, opts?: AddProfileOptions) => addProfile(controller, secrets, profile, opts)),
+    register(CommandId.SetProviderSecret, 'Set Provider Secret', (name?: string, value?: string) => setProviderSecret(ctx, name, value)),
+    register(CommandId.TestConnection, 'Test Connection', (name?: string) => testConnection(controller, name)),
+    register(CommandId.ShowUsage, 'Show Usage', async () => dashboard.show()),
+    register(CommandId.OpenAuditLog, 'Open Audit Log', () => openAuditLog(controller)),
+    register(CommandId.VerifyAuditLog, 'Verify Audit Log', (quiet?: boolean) => verifyAuditLog(controller, quiet)),
+    register(CommandId.CopyEnvironment, 'Copy Environment', (shell?: Shell) => copyEnvironment(controller, shell)),
+    register(CommandId.RestartGateway, 'Restart Gateway', async () => {
+      await controller.restart();
+      void vscode.window.setStatusBarMessage(`Claude Gateway: ${controller.mode === 'serving' ? 'serving' : 'attached to'} ${controller.url}`, 3000);
+      return controller.url;
     }),
-    vscode.commands.registerCommand(CommandId.SetProviderSecret, async (name?: string, value?: string) => {
-      let profileName = name;
-      if (!profileName) {
-        const candidates = controller.profiles.filter(takesSecret);
-        if (!candidates.length) {
-          void vscode.window.showInformationMessage('No profile takes a secret: Anthropic (gateway credentials), LiteLLM and Bedrock profiles do.');
-          return;
-        }
-        const pick = await vscode.window.showQuickPick(
-          candidates.map((p) => ({ label: p.name, description: `${p.provider}${secrets.has(p.name) ? ' · secret stored' : ''}`, profile: p })),
-          { title: 'Claude Gateway: Set Provider Secret' },
-        );
-        profileName = pick?.profile.name;
-      }
-      if (!profileName) return;
-      const secret =
-        value ??
-        (await vscode.window.showInputBox({
-          title: `Secret for profile "${profileName}"`,
-          prompt: 'API key (Anthropic, LiteLLM) or Bedrock API key. Stored in the editor secret storage, never in settings.',
-          password: true,
-          ignoreFocusOut: true,
-          validateInput: (v) => (v.trim() ? undefined : 'Enter the key'),
-        }));
-      if (!secret) return;
-      await secrets.set(profileName, secret.trim());
-      void vscode.window.setStatusBarMessage(`Claude Gateway: secret stored for ${profileName}`, 3000);
-    }),
+    register(CommandId.ConfigureClaudeCodeExtension, 'Configure Claude Code Extension', (confirmed?: boolean) => configureClaudeCodeExtension(controller, ctx.secretStorage, confirmed)),
   ];
 }

@@ -20,7 +20,7 @@ export class TerminalEnvironment implements vscode.Disposable {
 
   setEnabled(enabled: boolean): void {
     this.enabled = enabled;
-    this.apply({ url: this.controller.url, profile: this.controller.profile });
+    this.apply({ url: this.controller.url, profile: this.controller.profile, mode: this.controller.mode });
   }
 
   /** The variables new terminals get, by name (for tests and Copy Environment). */

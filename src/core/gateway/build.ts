@@ -7,6 +7,7 @@ import { browserGuard } from './browser-guard';
 import { clientErrorHandler, frameworkErrors } from './client-errors';
 import { newRequestId } from './proxy-call';
 import { registerPublicRoutes } from './routes/public';
+import { registerEventRoutes } from './routes/events';
 import { registerModelRoutes } from './routes/model-routes';
 import { registerAccountingRoutes } from './routes/accounting-routes';
 
@@ -102,6 +103,7 @@ export function buildGateway(opts: BuildOptions): FastifyInstance {
 
   registerPublicRoutes(app, runtime);
   registerAccountingRoutes(app, runtime);
+  registerEventRoutes(app, runtime);
   registerModelRoutes(app, runtime, {});
   void app.register(
     async (scoped) => {
