@@ -4,11 +4,13 @@ import { Errors } from '../../errors';
 import type { GatewayRuntime } from '../../runtime';
 import type { Authenticated } from '../keys';
 import { registerBedrockRoutes } from './bedrock';
+import { registerVertexRoutes } from './vertex';
 import type { ModelRouteOptions } from './model-routes';
 
 /** The provider-native routes: `/bedrock/*` and `/vertex_ai/v1/*`. */
 export function registerCloudRoutes(app: FastifyInstance, runtime: GatewayRuntime, opts: ModelRouteOptions): void {
   registerBedrockRoutes(app, runtime, opts);
+  registerVertexRoutes(app, runtime, opts);
 }
 
 /** The unified endpoint for profiles whose upstream speaks another wire format (Bedrock, Vertex AI). */
