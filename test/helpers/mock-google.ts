@@ -113,7 +113,9 @@ export class MockGoogleOAuth {
 
   private async token(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const form = new URLSearchParams(await readBody(req));
-    const fail = (why: string) => res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_grant', error_description: why }));
+    const fail = (why: string): void => {
+      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_grant', error_description: why }));
+    };
     if (req.url !== '/token' || form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:jwt-bearer') return fail('unsupported grant');
     const [h, p, s] = (form.get('assertion') ?? '').split('.');
     if (!s || !verify('RSA-SHA256', Buffer.from(`${h}.${p}`), this.publicKey, Buffer.from(s, 'base64url'))) return fail('Invalid JWT Signature.');
@@ -121,7 +123,8 @@ export class MockGoogleOAuth {
     if (claims.iss !== 'gateway@test-proj.iam.gserviceaccount.com' || claims.aud !== 'https://oauth2.googleapis.com/token') return fail('bad iss/aud');
     if (!claims.scope?.split(' ').includes('https://www.googleapis.com/auth/cloud-platform')) return fail('missing cloud-platform scope');
     if (!claims.exp || claims.exp * 1000 < Date.now()) return fail('Invalid JWT: Token must be a short-lived token');
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.issuer.issue('sa')));
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(this.issuer.issue('sa')));
   }
 
   async stop(): Promise<void> {

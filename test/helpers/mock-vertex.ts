@@ -46,8 +46,9 @@ export class MockVertex {
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): void {
-    const error = (status: number, message: string, st: string) =>
+    const error = (status: number, message: string, st: string): void => {
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: status, message, status: st } }));
+    };
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     if (!token || !this.accept(token)) {
       this.rejectedTokens++;
@@ -64,7 +65,8 @@ export class MockVertex {
     if (!m) return error(404, `mock has no ${req.url}`, 'NOT_FOUND');
     if (typeof json?.anthropic_version !== 'string') return error(400, 'anthropic_version: Field required', 'INVALID_ARGUMENT');
     if (m[3] === 'count-tokens') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ input_tokens: 17 }));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ input_tokens: 17 }));
       return;
     }
     if (json && 'model' in json) return error(400, 'model: Extra inputs are not permitted', 'INVALID_ARGUMENT');
