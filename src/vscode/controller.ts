@@ -50,6 +50,18 @@ interface Attached {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Resolves once no model call is in flight on a runtime. */
+function callsSettled(runtime: GatewayRuntime): Promise<void> {
+  if (runtime.callsInFlight === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const sub = runtime.onDidSettleCall(() => {
+      if (runtime.callsInFlight > 0) return;
+      sub.dispose();
+      resolve();
+    });
+  });
+}
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -289,7 +301,13 @@ export class GatewayController implements vscode.Disposable {
       s.subscription.dispose();
       // The control file goes last: a client waits for it to disappear before binding the port, so the
       // calls still streaming here are settled (and audited) by this gateway before another one starts.
-      await s.app.close();
+      const closed = s.app.close();
+      // Model calls in flight finish; then connections that carry none (a peer's half-open keep-alive or
+      // event-stream socket) are dropped instead of holding the port until the header timeout.
+      await callsSettled(s.runtime);
+      await sleep(200);
+      s.app.server.closeAllConnections();
+      await closed;
       s.runtime.dispose();
       removeControlFile(this.storageDir, s.port, s.runtime.instanceId);
     }
@@ -365,6 +383,8 @@ export class GatewayController implements vscode.Disposable {
     if (this.disposed) return;
     this.disposed = true;
     for (const d of this.disposables.reverse()) d.dispose();
+    // A takeover in progress ends first (it stops early once disposed), so nothing starts after the stop.
+    await this.connecting?.catch(() => undefined);
     await this.stop();
     this.usage.dispose();
     this._onDidChangeState.dispose();

@@ -23,8 +23,11 @@ describe('several windows share one gateway', () => {
     await waitFor(() => gw.profiles.includes('shared'), 'the profile');
   });
 
-  after(async () => {
-    for (const p of peers) await p.dispose();
+  after(async function () {
+    this.timeout(30000);
+    // Clients first, then the serving window, so no takeover starts while the suite tears down.
+    const order = [...peers].sort((x, y) => (x.mode === 'serving') - (y.mode === 'serving'));
+    for (const p of order) await p.dispose();
     await setSetting('profiles', undefined);
     await mock?.close();
   });

@@ -34,11 +34,11 @@ function jsonBody<T>(request: FastifyRequest): T {
  * a window's key pinned to its profile. All need an admin key.
  */
 export function registerEventRoutes(app: FastifyInstance, runtime: GatewayRuntime): void {
-  const open = new Set<() => void>();
+  const open = new Set<(closing?: boolean) => void>();
   // Closing the gateway ends open streams first (preClose: before the server waits for connections), so
   // its clients notice at once and one of them takes over.
   app.addHook('preClose', async () => {
-    for (const end of [...open]) end();
+    for (const end of [...open]) end(true);
   });
 
   app.get('/events', (request, reply) => {
@@ -54,14 +54,16 @@ export function registerEventRoutes(app: FastifyInstance, runtime: GatewayRuntim
       runtime.onDidChangeProfile((e) => send('profile', e)),
     ];
     const beat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS);
-    const end = () => {
+    const end = (closing = false) => {
       if (!open.delete(end)) return;
       clearInterval(beat);
       subs.forEach((s) => s.dispose());
       res.end();
+      // An event stream's connection is never reused: when the gateway closes, drop it so close() need not wait for the peer.
+      if (closing) res.socket?.destroySoon();
     };
     open.add(end);
-    res.once('close', end);
+    res.once('close', () => end());
   });
 
   app.put<{ Params: { id: string } }>('/control/keys/:id', async (request, reply) => {
