@@ -6,6 +6,7 @@ import { buildAnthropicRequest, buildLiteLlmRequest, type IncomingCall } from '.
 import type { GatewayRuntime } from '../../runtime';
 import type { RouteName } from '../call';
 import { peekTopLevel } from '../json-peek';
+import { JsonScanError, scanJsonObject } from '../json-scan';
 import type { Authenticated } from '../keys';
 import { proxyCall } from '../proxy-call';
 import { registerCloudRoutes, unifiedForProvider } from './unified-providers';
@@ -112,6 +113,17 @@ export function parseJsonObject(body: unknown): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
+/** Validates a unified-endpoint body as one JSON object and reads its top-level model and stream flag. */
+function scanBody(body: Buffer | undefined): Record<string, unknown> {
+  if (!body || body.length === 0) throw new Errors.InvalidRequest('The request body is empty; send a JSON object (the Messages API request).');
+  try {
+    return scanJsonObject(body, ['model', 'stream']);
+  } catch (err) {
+    if (err instanceof JsonScanError) throw new Errors.InvalidJson(err.message);
+    throw err;
+  }
+}
+
 /** Serialises a parsed body again; JSON.parse accepts nesting deeper than JSON.stringify can recurse. */
 function serialise(parsed: Record<string, unknown>): Buffer {
   try {
@@ -140,11 +152,13 @@ async function forwardAnthropicFormat(
   let streaming = false;
   if (isMessages) {
     if (route === 'unified') {
-      const parsed = parseJsonObject(body);
-      requestedModel = typeof parsed.model === 'string' ? parsed.model : undefined;
-      streaming = parsed.stream === true;
+      // Validated without building the document (a 100 KB Claude Code request would cost 0.6 ms in JSON.parse).
+      const top = scanBody(body);
+      requestedModel = typeof top.model === 'string' ? top.model : undefined;
+      streaming = top.stream === true;
       const mapped = requestedModel ? profile.models?.map?.[requestedModel] : undefined;
       if (mapped) {
+        const parsed = parseJsonObject(body);
         parsed.model = mapped;
         body = serialise(parsed);
       }
