@@ -46,6 +46,7 @@ export const Errors = {
   InvalidJson: define('CCGW_INVALID_JSON', 'invalid_request_error', 400, 'The request body is not valid JSON: %s.'),
   InvalidRequest: define('CCGW_INVALID_REQUEST', 'invalid_request_error', 400, '%s'),
   BodyTooLarge: define('CCGW_BODY_TOO_LARGE', 'request_too_large', 413, 'The request body is larger than the gateway accepts (%s bytes).'),
+  KeyConflict: define('CCGW_KEY_CONFLICT', 'invalid_request_error', 409, '%s', { retry: false }),
   NotFound: define('CCGW_NOT_FOUND', 'not_found_error', 404, '%s'),
   ProfileConfig: define('CCGW_PROFILE_CONFIG', 'api_error', 500, 'Gateway configuration problem: %s', { retry: false }),
   HelperFailed: define('CCGW_HELPER_FAILED', 'api_error', 502, 'The apiKeyHelper of profile "%s" failed: %s', { retry: false }),

@@ -12,6 +12,8 @@ export interface GatewayKey {
   profile?: string;
   admin?: boolean;
   revoked?: boolean;
+  /** Id of the admin key that registered this key through `/control/keys` (only such keys can be replaced or removed there). */
+  registeredBy?: string;
 }
 
 /** Which request header carried the gateway key; it is removed before forwarding. */

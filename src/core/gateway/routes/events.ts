@@ -13,10 +13,23 @@ interface KeyRegistration {
   profile?: string;
 }
 
-/** Only admin keys (the serving window's control key) may read the stream or register keys. */
-function requireAdmin(runtime: GatewayRuntime, request: FastifyRequest): void {
+/** Only admin keys (the serving window's control key) may read the stream or register keys; returns the caller's key id. */
+function requireAdmin(runtime: GatewayRuntime, request: FastifyRequest): string {
   const auth = runtime.keys.authenticate(request.headers);
   if (!auth.key.admin) throw new Errors.UnknownKey();
+  return auth.key.id;
+}
+
+/**
+ * A key id the caller may (re)register or remove: a new one, or one it registered itself through `/control/keys`.
+ * Configured keys, the serving window's own keys and the admin keys are never replaced this way (a replaced admin
+ * key would silently lose its admin flag; a replaced configured key would change who a request is attributed to).
+ */
+function requireOwned(runtime: GatewayRuntime, id: string, caller: string): void {
+  const existing = runtime.keys.get(id);
+  if (existing && existing.registeredBy !== caller) {
+    throw new Errors.KeyConflict(`The key id "${id}" is already in use by a key this caller did not register; pick another id.`);
+  }
 }
 
 function jsonBody<T>(request: FastifyRequest): T {
@@ -67,11 +80,12 @@ export function registerEventRoutes(app: FastifyInstance, runtime: GatewayRuntim
   });
 
   app.put<{ Params: { id: string } }>('/control/keys/:id', async (request, reply) => {
-    requireAdmin(runtime, request);
+    const caller = requireAdmin(runtime, request);
     const body = jsonBody<KeyRegistration>(request);
     if (typeof body.key !== 'string' || body.key.length < 16) throw new Errors.InvalidRequest('"key" must be the window key (16 characters or more)');
+    requireOwned(runtime, request.params.id, caller);
     const profile = body.profile && runtime.profile(body.profile) ? body.profile : undefined;
-    runtime.keys.add({ id: request.params.id, project: body.project, profile }, body.key);
+    runtime.keys.add({ id: request.params.id, project: body.project, profile, registeredBy: caller }, body.key);
     reply.code(204).send();
   });
 
@@ -83,7 +97,8 @@ export function registerEventRoutes(app: FastifyInstance, runtime: GatewayRuntim
   });
 
   app.delete<{ Params: { id: string } }>('/control/keys/:id', async (request, reply) => {
-    requireAdmin(runtime, request);
+    const caller = requireAdmin(runtime, request);
+    requireOwned(runtime, request.params.id, caller);
     runtime.keys.remove(request.params.id);
     reply.code(204).send();
   });
