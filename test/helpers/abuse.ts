@@ -10,6 +10,8 @@ import { buildGateway, REDACT_PATHS, type BuildOptions } from '../../src/core/ga
 import { KeyRing, generateKey, sha256 } from '../../src/core/gateway/keys';
 import { GatewayRuntime } from '../../src/core/runtime';
 import { MockAnthropic } from './mock-anthropic';
+import { MockBedrock } from './mock-bedrock';
+import { MockVertex } from './mock-vertex';
 
 /** Every secret an abuse gateway knows: none may ever appear in a log line, an error body or /health. */
 export interface AbuseSecrets {
@@ -25,6 +27,8 @@ export interface AbuseSecrets {
   litellmKey: string;
   /** The HMAC secret for signed tokens. */
   tokenSecret: string;
+  /** The Bedrock API key of the "bedrock" profile (with `cloud`). */
+  bedrockToken?: string;
 }
 
 /** A second local server that plays "evil.example": it must never receive a byte from the gateway. */
@@ -153,6 +157,10 @@ export interface AbuseGateway {
   upstream: MockAnthropic;
   litellm: MockAnthropic;
   evil: EvilServer;
+  /** With `cloud`: the Bedrock upstream of profile "bedrock" (Bedrock API key auth). */
+  bedrock?: MockBedrock;
+  /** With `cloud`: the Vertex upstream of profile "vertex" (client credentials: token VERTEX_CLIENT_TOKEN). */
+  vertex?: MockVertex;
   secrets: AbuseSecrets;
   /** Every pino line the gateway wrote. */
   logs: string[];
@@ -169,7 +177,12 @@ export interface AbuseGateway {
 
 export interface AbuseGatewayOptions {
   build?: Partial<Omit<BuildOptions, 'runtime'>>;
+  /** Also a Bedrock profile "bedrock" and a Vertex profile "vertex" (project "abuse-proj"), each with a mock upstream. */
+  cloud?: boolean;
 }
+
+/** The Google token a client sends to the "vertex" profile of a cloud abuse gateway (client credentials). */
+export const VERTEX_CLIENT_TOKEN = 'ya29.abuse-client-token';
 
 /**
  * Starts a real gateway on 127.0.0.1:0 with a mock Anthropic upstream, a mock LiteLLM proxy (with a path
@@ -187,10 +200,21 @@ export async function startAbuseGateway(opts: AbuseGatewayOptions = {}): Promise
     providerKey: `sk-ant-abuse-${generateKey()}`,
     litellmKey: `sk-litellm-abuse-${generateKey()}`,
     tokenSecret: `token-secret-${generateKey()}`,
+    ...(opts.cloud ? { bedrockToken: `bedrock-api-key-${generateKey()}` } : {}),
   };
+  const bedrock = opts.cloud ? await new MockBedrock(() => undefined).start() : undefined;
+  if (bedrock) bedrock.bearerToken = secrets.bedrockToken;
+  const vertex = opts.cloud ? await new MockVertex((t) => t === VERTEX_CLIENT_TOKEN).start() : undefined;
+  const cloudProfiles =
+    bedrock && vertex
+      ? [
+          { name: 'bedrock', provider: 'bedrock', region: 'us-east-1', bearerToken: '${env:ABUSE_BEDROCK_TOKEN}', endpoint: bedrock.url },
+          { name: 'vertex', provider: 'vertex', projectId: 'abuse-proj', region: 'us-east5', credentials: 'client', endpoint: vertex.url },
+        ]
+      : [];
   upstream.requireApiKey = secrets.providerKey;
   litellm.requireBearer = secrets.litellmKey;
-  const env = { ABUSE_PROVIDER_KEY: secrets.providerKey, ABUSE_LITELLM_KEY: secrets.litellmKey, ABUSE_OTHER_KEY: secrets.otherKey };
+  const env = { ABUSE_PROVIDER_KEY: secrets.providerKey, ABUSE_LITELLM_KEY: secrets.litellmKey, ABUSE_OTHER_KEY: secrets.otherKey, ABUSE_BEDROCK_TOKEN: secrets.bedrockToken ?? '' };
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ccgw-abuse-'));
   const config = parseConfig(
     {
@@ -203,6 +227,7 @@ export async function startAbuseGateway(opts: AbuseGatewayOptions = {}): Promise
         { name: 'anthropic', provider: 'anthropic', apiKey: '${env:ABUSE_PROVIDER_KEY}', baseUrl: upstream.url },
         { name: 'mapped', provider: 'anthropic', apiKey: '${env:ABUSE_PROVIDER_KEY}', baseUrl: upstream.url, models: { map: { 'claude-sonnet-4-5': 'claude-sonnet-4-5-20250929' } } },
         { name: 'lite', provider: 'litellm', apiKey: '${env:ABUSE_LITELLM_KEY}', baseUrl: `${litellm.url}/team/proxy` },
+        ...cloudProfiles,
       ],
       keys: [
         { id: 'other', key: '${env:ABUSE_OTHER_KEY}' },
@@ -244,6 +269,8 @@ export async function startAbuseGateway(opts: AbuseGatewayOptions = {}): Promise
     upstream,
     litellm,
     evil,
+    bedrock,
+    vertex,
     secrets,
     logs,
     seen,
@@ -265,6 +292,7 @@ export async function startAbuseGateway(opts: AbuseGatewayOptions = {}): Promise
         ['request received by the evil server', evil.received.map((b) => b.toString('latin1'))],
       ];
       for (const [name, value] of Object.entries(secrets)) {
+        if (value === undefined) continue;
         const needles = [value, Buffer.from(value).toString('base64'), sha256(value).toString('hex')];
         for (const [where, lines] of haystacks) {
           for (const line of lines) {
@@ -277,7 +305,7 @@ export async function startAbuseGateway(opts: AbuseGatewayOptions = {}): Promise
     async close() {
       await app.close();
       runtime.dispose();
-      await Promise.all([upstream.stop(), litellm.stop(), evil.stop()]);
+      await Promise.all([upstream.stop(), litellm.stop(), evil.stop(), bedrock?.stop(), vertex?.stop()]);
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };

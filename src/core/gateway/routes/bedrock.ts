@@ -12,6 +12,11 @@ const RUNTIME_PATH = /^\/model\/([^/?]+)\/([a-z-]+)$/;
 const CONTROL_PATH = /^\/(inference-profiles|foundation-models)(\/[^/?]+)?$/;
 // What a model id or ARN may contain once decoded (ARNs carry ':' and '/').
 const MODEL_ID = /^[A-Za-z0-9._:@/+-]+$/;
+// Paths the upstream could read differently from the gateway: dot segments, backslashes, empty segments, fragments, and
+// percent-escapes of control or unreserved characters (`%2e%2e` is `..` upstream). Encoded slashes are checked apart.
+const UNSAFE_CLOUD_PATH = /(^|\/)\.\.?(\/|$)|%5c|\\|\/\/|#|%(?:[01][0-9a-f]|7f|3[0-9]|[46][1-9a-f]|[57][0-9a]|2d|2e|5f|7e)/i;
+// The one segment where Claude Code sends URL-encoded ARNs (`%3A`, `%2F`): the Bedrock model id.
+const BEDROCK_MODEL_SEGMENT = /^\/model\/[^/?#]+/;
 
 /**
  * The path after a route prefix exactly as the client sent it (no decoding), for routes registered both at
@@ -23,7 +28,25 @@ export function rawRest(request: FastifyRequest, marker: string, pinned: boolean
   const after = url.slice(pin.length);
   // The router decodes before matching; a prefix matched in another spelling (/%62edrock/) is refused.
   if (!after.startsWith(`${marker}/`)) throw new Errors.InvalidRequest(`The request path "${url.split('?')[0]}" is not allowed: spell the route prefix ${marker} literally.`);
-  return after.slice(marker.length);
+  const rest = after.slice(marker.length);
+  const path = rest.split('?')[0];
+  // Encoded slashes only inside a Bedrock model id (an ARN); that id is decoded and checked again by its route.
+  const outsideModelId = marker === '/bedrock' ? path.replace(BEDROCK_MODEL_SEGMENT, '/model/id') : path;
+  if (UNSAFE_CLOUD_PATH.test(path) || rest.includes('#') || /%2f/i.test(outsideModelId)) {
+    throw new Errors.InvalidRequest(`The request path "${path}" is not allowed: dot segments, encoded slashes and dots, backslashes and fragments are refused.`);
+  }
+  return rest;
+}
+
+/** A decoded model id or ARN, or undefined when it is not one (bad escapes, other characters, dot segments). */
+function modelIdOf(segment: string): string | undefined {
+  let id: string;
+  try {
+    id = decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+  return MODEL_ID.test(id) && !id.split('/').some((s) => s === '' || s === '.' || s === '..') ? id : undefined;
 }
 
 function hasCredential(request: FastifyRequest): boolean {
@@ -53,6 +76,7 @@ export function registerBedrockRoutes(app: FastifyInstance, runtime: GatewayRunt
     const body = Buffer.isBuffer(request.body) ? request.body : undefined;
 
     if (control) {
+      if (control[2] !== undefined && modelIdOf(control[2].slice(1)) === undefined) throw new Errors.InvalidRequest(`"${control[2].slice(1)}" is not a Bedrock resource id or ARN.`);
       if (request.method !== 'GET') throw new Errors.InvalidRequest(`Only GET is forwarded to the Bedrock control plane (${path}).`);
       await proxyCall({
         runtime, request, reply, profile, route: 'bedrock', auth, streaming: false, countTokens: false,
@@ -65,15 +89,8 @@ export function registerBedrockRoutes(app: FastifyInstance, runtime: GatewayRunt
     if (!m || !BEDROCK_RUNTIME_ACTIONS.has(m[2])) {
       throw new Errors.NotFound(`No Bedrock route for ${request.method} ${path}: the gateway serves /model/{id}/(${[...BEDROCK_RUNTIME_ACTIONS].join('|')}) and GET /inference-profiles, /foundation-models.`);
     }
-    let modelId: string;
-    try {
-      modelId = decodeURIComponent(m[1]);
-    } catch {
-      modelId = '';
-    }
-    if (!MODEL_ID.test(modelId) || modelId.split('/').some((s) => s === '.' || s === '..')) {
-      throw new Errors.InvalidRequest(`"${m[1]}" is not a Bedrock model id or ARN.`);
-    }
+    const modelId = modelIdOf(m[1]);
+    if (modelId === undefined) throw new Errors.InvalidRequest(`"${m[1]}" is not a Bedrock model id or ARN.`);
     const mapped = profile.models?.map?.[modelId];
     const segment = mapped ? encodeURIComponent(mapped) : m[1];
     const query = rest.includes('?') ? rest.slice(rest.indexOf('?')) : '';

@@ -23,6 +23,7 @@ export function registerVertexRoutes(app: FastifyInstance, runtime: GatewayRunti
       throw new Errors.NotFound(`No Vertex AI route for POST ${path}: the gateway serves /projects/{project}/locations/{region}/publishers/anthropic/models/{model}:(rawPredict|streamRawPredict) and models/count-tokens:rawPredict.`);
     }
     const [, project, region, model, method] = m;
+    if (/^\.+$/.test(model)) throw new Errors.InvalidRequest(`"${model}" is not a Vertex AI model id.`);
     if (decodeURIComponent(project) !== profile.projectId) {
       throw new Errors.InvalidRequest(`The request is for Google Cloud project "${decodeURIComponent(project)}" but profile "${profile.name}" serves project "${profile.projectId}"; set ANTHROPIC_VERTEX_PROJECT_ID=${profile.projectId}.`);
     }
