@@ -17,8 +17,12 @@ export interface ScriptedReply {
   body?: string;
   /** For streams: stop after message_start and wait for `release()` before continuing. */
   holdAfterStart?: boolean;
-  /** For streams: destroy the socket after message_start. */
+  /** For streams: destroy the socket once the headers and message_start have been flushed (a mid-stream cut). */
   cutAfterStart?: boolean;
+  /** For streams: after message_start, send one event every this many ms (`replyText` split in 8 deltas): a slow stream. */
+  eventGapMs?: number;
+  /** Wait this long before answering at all (slow headers). */
+  delayMs?: number;
 }
 
 export interface MockUsage {
@@ -44,6 +48,8 @@ export class MockAnthropic {
     cache_read_input_tokens: 2000,
     cache_creation: { ephemeral_5m_input_tokens: 60, ephemeral_1h_input_tokens: 40 },
   };
+  /** Streams whose connection closed before the stream ended (the gateway aborted them, or a scripted cut). */
+  abortedStreams = 0;
   /** When set, requests without this exact x-api-key get a 401. */
   requireApiKey?: string;
   /** When set, requests without `Authorization: Bearer <this>` get a 401. */
@@ -112,6 +118,7 @@ export class MockAnthropic {
       return this.error(res, 401, 'authentication_error', 'invalid bearer token');
     }
     const scripted = this.script.shift();
+    if (scripted?.delayMs) await new Promise((r) => setTimeout(r, scripted.delayMs));
     if (scripted?.status && scripted.status >= 400) {
       res.writeHead(scripted.status, { 'content-type': 'application/json', 'request-id': 'req_mock_error', ...scripted.headers });
       res.end(scripted.body ?? JSON.stringify({ type: 'error', error: { type: 'api_error', message: `scripted ${scripted.status}` } }));
@@ -147,16 +154,22 @@ export class MockAnthropic {
 
   private async stream(res: http.ServerResponse, model: string, scripted?: ScriptedReply): Promise<void> {
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'request-id': 'req_mock_sse' });
-    const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    res.on('close', () => {
+      if (!res.writableFinished) this.abortedStreams++;
+    });
+    const send = (event: string, data: unknown, flushed?: () => void) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`, flushed);
     const { output_tokens: _out, ...startUsage } = this.usage;
-    send('message_start', {
+    const start = {
       type: 'message_start',
       message: { id: 'msg_mock_sse', type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { ...startUsage, output_tokens: 1 } },
-    });
+    };
     if (scripted?.cutAfterStart) {
-      res.socket?.destroy();
+      // Destroyed only once the headers and message_start are on the wire: the client sees a stream that started, then a cut.
+      const socket = res.socket;
+      send('message_start', start, () => socket?.destroy());
       return;
     }
+    send('message_start', start);
     if (scripted?.holdAfterStart) {
       await new Promise<void>((r) => {
         this.holds.push(r);
@@ -167,6 +180,19 @@ export class MockAnthropic {
     }
     send('ping', { type: 'ping' });
     send('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } });
+    if (scripted?.eventGapMs) {
+      const step = Math.max(1, Math.ceil(this.replyText.length / 8));
+      for (let i = 0; i < this.replyText.length; i += step) {
+        await new Promise((r) => setTimeout(r, scripted.eventGapMs));
+        if (res.destroyed) return;
+        send('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: this.replyText.slice(i, i + step) } });
+      }
+      send('content_block_stop', { type: 'content_block_stop', index: 0 });
+      send('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: this.usage.output_tokens } });
+      send('message_stop', { type: 'message_stop' });
+      res.end();
+      return;
+    }
     const half = Math.ceil(this.replyText.length / 2);
     send('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: this.replyText.slice(0, half) } });
     send('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: this.replyText.slice(half) } });
