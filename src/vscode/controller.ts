@@ -1,11 +1,14 @@
 import * as vscode from 'vscode';
 import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { GatewayConfig, Profile } from '../core/config/validate';
 import { Emitter, type Disposable, type Event } from '../core/events';
 import { buildGateway } from '../core/gateway/build';
 import { generateKey, KeyRing } from '../core/gateway/keys';
 import { GatewayEventStream } from '../core/remote-events';
+import { AuditLockedError } from '../core/accounting/audit-lock';
 import { GatewayRuntime } from '../core/runtime';
 import { controlRequest, probeGateway, readControlFile, removeControlFile, writeControlFile, type ControlFile } from '../core/shared-gateway';
 import { UsageSummary } from '../core/usage-summary';
@@ -217,7 +220,26 @@ export class GatewayController implements vscode.Disposable {
     const adminKey = generateKey();
     keys.add({ id: 'control', admin: true }, adminKey);
     for (const [id, key] of this.extraKeys) keys.add({ id, project: this.project, profile: this.pinned }, key);
-    const runtime = new GatewayRuntime({ config: this.config, keys, secrets: this.secrets, version: this.context.extension.packageJSON.version });
+    const version = this.context.extension.packageJSON.version;
+    let runtime: GatewayRuntime;
+    try {
+      runtime = new GatewayRuntime({ config: this.config, keys, secrets: this.secrets, version });
+    } catch (err) {
+      if (!(err instanceof AuditLockedError)) throw err;
+      // Another live gateway (a window that serves another port, or the CLI on the same data folder) writes the audit
+      // log: attach to it when it is a window's gateway; else keep a separate log rather than fork its hash chain.
+      const holder = this.controlFileOf(err.holder.pid);
+      if (holder) {
+        const probe = await probeGateway(holder.port);
+        if (probe.kind === 'gateway' && probe.instanceId === holder.instanceId) {
+          await this.attach(holder);
+          return;
+        }
+      }
+      const dir = path.join(path.dirname(this.config.audit.dir), `audit-window-${process.pid}`);
+      this.log.warn(`${err.message} This window's gateway keeps its own audit log in ${dir} (its budgets count only its own calls).`);
+      runtime = new GatewayRuntime({ config: { ...this.config, audit: { ...this.config.audit, dir } }, keys, secrets: this.secrets, version });
+    }
     const app = buildGateway({ runtime, listenHost: '127.0.0.1' });
     try {
       await app.listen({ host: '127.0.0.1', port });
@@ -231,6 +253,22 @@ export class GatewayController implements vscode.Disposable {
     writeControlFile(this.storageDir, { port: actual, instanceId: runtime.instanceId, adminKey, pid: process.pid });
     this.serving = { runtime, app, adminKey, port: actual, subscription: this.usage.follow(runtime) };
     this.setConnected('serving', `http://127.0.0.1:${actual}`);
+  }
+
+  /** The control file of the window gateway run by process `pid`, if any. */
+  private controlFileOf(pid: number): ControlFile | undefined {
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(this.storageDir);
+    } catch {
+      return undefined;
+    }
+    for (const n of names) {
+      const port = /^gateway-(\d+)\.json$/.exec(n)?.[1];
+      const c = port === undefined ? undefined : readControlFile(this.storageDir, Number(port));
+      if (c?.pid === pid) return c;
+    }
+    return undefined;
   }
 
   private async attach(control: ControlFile): Promise<void> {

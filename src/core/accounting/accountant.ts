@@ -45,7 +45,7 @@ export class Accounting implements Accountant, Disposable {
     this.limiter = new RateLimiter(config.rateLimits);
     this.scrubber = this.makeScrubber(config);
     this.prometheus = new GatewayMetrics(() => this.ledger.statuses());
-    this.audit = new AuditLog(config.audit.dir);
+    this.audit = new AuditLog(config.audit.dir, runtime.instanceId);
     const t0 = performance.now();
     const rebuilt = this.audit.failure ? { records: 0 } : rebuildLedger(config.audit.dir, this.ledger, config.budgets, now);
     this.started = { records: rebuilt.records, ms: performance.now() - t0 };
@@ -161,7 +161,14 @@ export class Accounting implements Accountant, Disposable {
   health(): Record<string, unknown> {
     const f = this.audit.failure;
     return {
-      audit: { writable: !f, failOpen: this.runtime.config.audit.failOpen, ...(f ? { error: f.code } : {}), droppedRecords: this.audit.dropped, bodies: this.runtime.config.audit.bodies },
+      audit: {
+        writable: !f,
+        failOpen: this.runtime.config.audit.failOpen,
+        ...(f ? { error: f.code } : {}),
+        pendingRecords: this.audit.pendingRecords,
+        droppedRecords: this.audit.dropped,
+        bodies: this.runtime.config.audit.bodies,
+      },
       budgets: this.ledger.size,
       rateLimits: this.limiter.size,
     };

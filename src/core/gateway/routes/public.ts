@@ -15,13 +15,18 @@ export function registerPublicRoutes(app: FastifyInstance, runtime: GatewayRunti
   for (const url of ['/', '/anthropic', '/anthropic/']) {
     app.route({ method: ['GET', 'HEAD'], url, handler: preconnect, exposeHeadRoute: false });
   }
-  app.get('/health', async () => ({
-    status: 'ok',
-    service: SERVICE_NAME,
-    version: runtime.version,
-    instanceId: runtime.instanceId,
-    activeProfile: runtime.config.activeProfile,
-    callsInFlight: runtime.callsInFlight,
-    accounting: runtime.accountant.health?.(),
-  }));
+  app.get('/health', async () => {
+    const accounting = runtime.accountant.health?.() as { audit?: { writable?: boolean; failOpen?: boolean } } | undefined;
+    const audit = accounting?.audit;
+    return {
+      // "refusing": model calls get 503 until the audit log can be written; "degraded": served without an audit trail (failOpen).
+      status: audit?.writable === false ? (audit.failOpen ? 'degraded' : 'refusing') : 'ok',
+      service: SERVICE_NAME,
+      version: runtime.version,
+      instanceId: runtime.instanceId,
+      activeProfile: runtime.config.activeProfile,
+      callsInFlight: runtime.callsInFlight,
+      accounting,
+    };
+  });
 }
