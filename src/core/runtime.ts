@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Agent } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { Accounting } from './accounting/accountant';
 import type { BudgetStatus } from './accounting/budgets';
 import type { GatewayConfig, Profile } from './config/validate';
@@ -36,7 +36,9 @@ export class GatewayRuntime implements Disposable {
   readonly instanceId = randomUUID();
   readonly keys: KeyRing;
   readonly apiKeys: ApiKeyResolver;
-  readonly agent: Agent;
+  /** The upstream HTTP client (the keep-alive agent, with the configured time limits when there are any). */
+  readonly agent: Dispatcher;
+  private readonly pool: Agent;
   readonly env: NodeJS.ProcessEnv;
   readonly version: string;
   accountant: Accountant;
@@ -64,7 +66,8 @@ export class GatewayRuntime implements Disposable {
     this.keys = opts.keys;
     this.env = opts.env ?? process.env;
     this.apiKeys = new ApiKeyResolver(opts.secrets, this.env);
-    this.agent = createUpstreamAgent();
+    this.pool = createUpstreamAgent();
+    this.agent = withTimeouts(this.pool, opts.config.upstream?.timeoutMs);
     this.version = opts.version ?? '0.0.0';
     const accountant = opts.accountant ?? ((rt: GatewayRuntime) => new Accounting(rt));
     this.accountant = typeof accountant === 'function' ? accountant(this) : accountant;
@@ -157,8 +160,18 @@ export class GatewayRuntime implements Disposable {
     this._onDidChangeProfile.dispose();
     this._onDidSettleCall.dispose();
     this._onDidStartCall.dispose();
-    void this.agent.close();
+    void this.pool.close();
   }
+}
+
+/**
+ * The agent with `upstream.timeoutMs` as its headers and body (silence) timeouts, set per request so the agent's own
+ * pools stay shared. A stalled stream then ends with UND_ERR_BODY_TIMEOUT (the call is recorded as cut), slow headers
+ * with a 504.
+ */
+function withTimeouts(agent: Agent, timeoutMs: number | undefined): Dispatcher {
+  if (!timeoutMs) return agent;
+  return agent.compose((dispatch) => (opts, handler) => dispatch({ ...opts, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }, handler));
 }
 
 /** Admits everything and publishes settled calls unpriced: no budgets, limits or audit log (benchmarks' baseline). */

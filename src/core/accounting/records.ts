@@ -32,6 +32,8 @@ export interface CallRecord {
   family?: string;
   stopReason?: string;
   errorType?: string;
+  /** What went wrong, in a line (a gateway error's message, the upstream's error message, or the cut's cause), for calls that were not ok. */
+  error?: string;
   request?: { headers?: Record<string, string>; body?: string };
 }
 
@@ -67,8 +69,15 @@ export function callRecord(c: SettledCall & { family?: string }, scrub?: Scrubbe
     family: c.family,
     stopReason: c.stopReason,
     errorType: c.errorType,
+    error: c.status !== 'ok' && c.errorMessage ? errorLine(c.errorMessage, scrub) : undefined,
     request: scrub && (c.requestBody || c.requestHeaders) ? { headers: c.requestHeaders && scrub.headers(c.requestHeaders), body: c.requestBody && scrub.text(c.requestBody.toString('utf8')) } : undefined,
   };
+}
+
+/** An error message as one short line (credential shapes removed when bodies are scrubbed). */
+function errorLine(message: string, scrub?: Scrubber): string {
+  const line = message.replace(/\s+/g, ' ').slice(0, 300);
+  return scrub ? scrub.text(line) : line;
 }
 
 /** Headers that carry credentials: never stored, in any mode. */

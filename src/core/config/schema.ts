@@ -104,5 +104,11 @@ export const configSchema = z.strictObject({
     })
     .optional(),
   prices: z.record(z.string(), priceSchema).optional(),
+  upstream: z
+    .strictObject({
+      timeoutMs: z.int().min(100, 'must be at least 100 (milliseconds)').optional(),
+      credentialsTimeoutMs: z.int().min(100, 'must be at least 100 (milliseconds)').optional(),
+    })
+    .optional(),
 });
 export type RawConfig = z.infer<typeof configSchema>;

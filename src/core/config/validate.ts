@@ -26,9 +26,18 @@ export interface GatewayConfig {
   rateLimits: RateLimitConfig[];
   audit: { bodies: 'none' | 'redacted' | 'full'; dir: string; failOpen: boolean };
   prices: NonNullable<RawConfig['prices']>;
+  /**
+   * Upstream time limits: `timeoutMs` bounds the wait for response headers and any silence inside a response body (a stream
+   * that stalls); unset, the HTTP client's own 10-minute limits apply. `credentialsTimeoutMs` bounds one AWS or Google
+   * credential resolution.
+   */
+  upstream: { timeoutMs?: number; credentialsTimeoutMs: number };
   /** The file the config came from, if any. */
   source?: string;
 }
+
+/** How long one AWS or Google credential resolution may take (SSO, credential_process, a token endpoint) before the call fails. */
+export const DEFAULT_CREDENTIALS_TIMEOUT_MS = 30_000;
 
 /** A configuration that cannot be used, with one message per problem (`<json path>: <what is wrong>`). */
 export class ConfigError extends Error {
@@ -124,6 +133,7 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): GatewayConfi
       failOpen: cfg.audit?.failOpen ?? false,
     },
     prices: cfg.prices ?? {},
+    upstream: { timeoutMs: cfg.upstream?.timeoutMs, credentialsTimeoutMs: cfg.upstream?.credentialsTimeoutMs ?? DEFAULT_CREDENTIALS_TIMEOUT_MS },
     source: opts.source,
   };
 }

@@ -142,16 +142,35 @@ export class JsonUsageTap implements UsageTap {
   readonly collector = new UsageCollector();
   private chunks: Buffer[] = [];
   private size = 0;
+  /** Beyond the limit: the first and the last EDGE bytes, where a Messages response keeps `model` and `usage`. */
+  private head?: Buffer;
+  private tail = Buffer.alloc(0);
 
   constructor(private readonly limit = 8 << 20) {}
 
   write(chunk: Buffer): void {
     this.size += chunk.length;
-    if (this.size <= this.limit) this.chunks.push(chunk);
+    if (this.size <= this.limit) {
+      this.chunks.push(chunk);
+      return;
+    }
+    if (!this.head) {
+      const all = Buffer.concat([...this.chunks, chunk]);
+      this.chunks = [];
+      this.head = all.subarray(0, EDGE);
+      this.tail = Buffer.from(all.subarray(Math.max(EDGE, all.length - EDGE)));
+      return;
+    }
+    this.tail = Buffer.concat([this.tail, chunk]);
+    if (this.tail.length > EDGE) this.tail = Buffer.from(this.tail.subarray(this.tail.length - EDGE));
   }
 
   end(): void {
-    if (this.size > this.limit || !this.chunks.length) return;
+    if (this.head) {
+      this.endHuge();
+      return;
+    }
+    if (!this.chunks.length) return;
     try {
       const body = JSON.parse(Buffer.concat(this.chunks).toString('utf8'));
       if (body && typeof body === 'object') {
@@ -163,7 +182,32 @@ export class JsonUsageTap implements UsageTap {
     }
     this.chunks = [];
   }
+
+  /** A body too large to parse whole (a huge answer must still be priced): `usage` from its tail, `model` from its head. */
+  private endHuge(): void {
+    const tail = this.tail.toString('utf8');
+    const at = tail.lastIndexOf('"usage"');
+    const open = at === -1 ? -1 : tail.indexOf('{', at);
+    if (open === -1) return;
+    let depth = 0;
+    for (let i = open; i < tail.length; i++) {
+      if (tail[i] === '{') depth++;
+      else if (tail[i] === '}' && --depth === 0) {
+        try {
+          const usage = JSON.parse(tail.slice(open, i + 1)) as AnthropicUsage;
+          const model = /"model"\s*:\s*"([^"]{1,200})"/.exec(this.head!.toString('utf8'))?.[1];
+          const stop = /"stop_reason"\s*:\s*"([a-z_]{1,50})"/.exec(tail)?.[1];
+          this.collector.onEvent({ type: 'message', usage, model, delta: { stop_reason: stop } });
+        } catch {
+          // Not a usage object after all: nothing to count.
+        }
+        return;
+      }
+    }
+  }
 }
+
+const EDGE = 64 << 10;
 
 /** Picks the tap for a response by its content type. */
 export function tapFor(contentType: string | undefined): UsageTap {
