@@ -144,11 +144,28 @@ export class MockGoogleSts {
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ccgw-sts-'));
   readonly issuer = new TokenIssuer();
   credentialsFile = '';
+  /** Fault to play: "fail" answers 500, "expired" issues tokens that expired a minute ago. */
+  mode: 'ok' | 'fail' | 'expired' = 'ok';
+  /** Wait this long before answering (a slow or hung token endpoint). */
+  delayMs = 0;
   private server?: http.Server;
 
   async start(): Promise<this> {
     this.server = http.createServer(async (req, res) => {
       const form = new URLSearchParams(await readBody(req));
+      if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+      if (this.mode === 'fail') {
+        res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'internal_failure', error_description: 'The token service is unavailable.' }));
+        return;
+      }
+      if (this.mode === 'expired') {
+        const lifetime = this.issuer.lifetimeS;
+        this.issuer.lifetimeS = -60;
+        const t = this.issuer.issue('wif');
+        this.issuer.lifetimeS = lifetime;
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...t, issued_token_type: 'urn:ietf:params:oauth:token-type:access_token' }));
+        return;
+      }
       if (form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:token-exchange' || form.get('subject_token') !== 'subject-token-from-idp') {
         res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_grant', error_description: 'The subject token is invalid.' }));
         return;

@@ -21,7 +21,11 @@ export class AwsCredentialSource {
   private cache = new Map<string, Cached>();
   private running = new Map<string, Promise<AwsCredentialIdentity>>();
 
-  constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
+  constructor(
+    private readonly env: NodeJS.ProcessEnv = process.env,
+    /** How long one resolution may take (an SSO refresh, a credential_process that hangs). */
+    private readonly timeoutMs = 30_000,
+  ) {}
 
   async get(profile: Profile): Promise<AwsCredentialIdentity> {
     const id = cacheKey(profile);
@@ -55,7 +59,11 @@ export class AwsCredentialSource {
       ? fromIni({ profile: profile.awsProfile, ...files, ignoreCache: true })
       : fromNodeProviderChain({ ...files, ignoreCache: true });
     try {
-      return await provider();
+      const credentials = await withTimeout(provider(), this.timeoutMs, `the AWS credential chain gave no answer within ${this.timeoutMs} ms`);
+      const expiry = credentials.expiration?.getTime();
+      // Signing with them would only earn an ExpiredTokenException from AWS, with no hint of where they came from.
+      if (expiry !== undefined && expiry <= Date.now()) throw new Error(`the credentials it returned had already expired (at ${credentials.expiration!.toISOString()})`);
+      return credentials;
     } catch (err) {
       throw new Errors.CredentialsFailed(awsFailureMessage(profile, err));
     }
@@ -81,11 +89,21 @@ export function awsFailureMessage(profile: Profile, err: unknown): string {
   return `AWS credentials for profile "${profile.name}"${named ? ` (AWS profile "${named}")` : ''} could not be resolved: ${reason}. To fix: ${fix}.`;
 }
 
+/** Rejects with `message` when `work` takes longer than `ms` (the work itself is left to finish or fail on its own). */
+export function withTimeout<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+    timer.unref();
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
 const sources = new WeakMap<object, AwsCredentialSource>();
 
 /** The credential source of a gateway runtime (one per runtime, created on first use). */
-export function awsCredentialsFor(runtime: { env: NodeJS.ProcessEnv }): AwsCredentialSource {
+export function awsCredentialsFor(runtime: { env: NodeJS.ProcessEnv; config?: { upstream?: { credentialsTimeoutMs?: number } } }): AwsCredentialSource {
   let s = sources.get(runtime);
-  if (!s) sources.set(runtime, (s = new AwsCredentialSource(runtime.env)));
+  if (!s) sources.set(runtime, (s = new AwsCredentialSource(runtime.env, runtime.config?.upstream?.credentialsTimeoutMs)));
   return s;
 }

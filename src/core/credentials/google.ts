@@ -1,7 +1,7 @@
 import { GoogleAuth } from 'google-auth-library';
 import type { Profile } from '../config/validate';
 import { Errors } from '../errors';
-import { REFRESH_MARGIN_MS } from './aws';
+import { REFRESH_MARGIN_MS, withTimeout } from './aws';
 
 export const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 
@@ -20,6 +20,9 @@ export class GoogleTokenSource {
   private auths = new Map<string, GoogleAuth>();
   private cache = new Map<string, Cached>();
   private running = new Map<string, Promise<string>>();
+
+  /** `timeoutMs`: how long one token request may take (a token endpoint or metadata server that hangs). */
+  constructor(private readonly timeoutMs = 30_000) {}
 
   async get(profile: Profile): Promise<string> {
     const id = cacheKey(profile);
@@ -42,11 +45,15 @@ export class GoogleTokenSource {
     // projectId is known from the profile: no Resource Manager lookup before the first token.
     if (!auth) this.auths.set(id, (auth = new GoogleAuth({ scopes: [CLOUD_PLATFORM_SCOPE], keyFile: profile.keyFile, projectId: profile.projectId })));
     try {
-      const client = await auth.getClient();
-      // Our own cache decides when to refresh: make the client fetch a new token whenever we ask.
-      const { token } = await client.getAccessToken();
+      const { client, token } = await withTimeout(
+        auth.getClient().then(async (client) => ({ client, token: (await client.getAccessToken()).token })),
+        this.timeoutMs,
+        `the token endpoint gave no answer within ${this.timeoutMs} ms`,
+      );
       if (!token) throw new Error('the credentials produced no access token');
       const expiry = client.credentials.expiry_date ?? Date.now() + 3_600_000;
+      // Vertex would answer 401 to it; say where the problem is instead.
+      if (expiry <= Date.now()) throw new Error(`the token endpoint returned an access token that had already expired (at ${new Date(expiry).toISOString()})`);
       this.cache.set(id, { token, refreshAt: expiry - REFRESH_MARGIN_MS });
       return token;
     } catch (err) {
@@ -75,8 +82,8 @@ export function googleFailureMessage(profile: Profile, err: unknown): string {
 const sources = new WeakMap<object, GoogleTokenSource>();
 
 /** The token source of a gateway runtime (one per runtime, created on first use). */
-export function googleTokensFor(runtime: object): GoogleTokenSource {
+export function googleTokensFor(runtime: { config?: { upstream?: { credentialsTimeoutMs?: number } } }): GoogleTokenSource {
   let s = sources.get(runtime);
-  if (!s) sources.set(runtime, (s = new GoogleTokenSource()));
+  if (!s) sources.set(runtime, (s = new GoogleTokenSource(runtime.config?.upstream?.credentialsTimeoutMs)));
   return s;
 }
