@@ -1,34 +1,56 @@
-// A minimal Anthropic-format upstream for benchmarks: JSON for non-streaming calls, SSE for streaming
-// ones (message_start first, flushed at once). Prints its port on stdout.
+// A minimal upstream for benchmarks that speaks the wire formats the gateway forwards: Anthropic Messages
+// (JSON, or SSE when the body has "stream":true), Bedrock InvokeModel (JSON) and
+// InvokeModelWithResponseStream (AWS event-stream frames), and Vertex rawPredict (JSON) / streamRawPredict
+// (SSE). Streams send their first event at once and the rest after STREAM_GAP_MS, so time to first byte and
+// to last byte differ as in real streams. Prints its port on stdout.
 import http from 'node:http';
+import { EventStreamCodec } from '@smithy/eventstream-codec';
+import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
 
 const usage = { input_tokens: 25, output_tokens: 7, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 };
-const json = JSON.stringify({ id: 'msg_bench', type: 'message', role: 'assistant', model: 'claude-sonnet-4-5', content: [{ type: 'text', text: 'pong' }], stop_reason: 'end_turn', stop_sequence: null, usage });
+const message = { id: 'msg_bench', type: 'message', role: 'assistant', model: 'claude-sonnet-4-5', content: [{ type: 'text', text: 'pong' }], stop_reason: 'end_turn', stop_sequence: null, usage };
+const json = JSON.stringify(message);
 const events = [
-  ['message_start', { type: 'message_start', message: { id: 'msg_bench', type: 'message', role: 'assistant', model: 'claude-sonnet-4-5', content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: 1 } } }],
-  ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }],
-  ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'pong' } }],
-  ['content_block_stop', { type: 'content_block_stop', index: 0 }],
-  ['message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 7 } }],
-  ['message_stop', { type: 'message_stop' }],
-].map(([e, d]) => `event: ${e}\ndata: ${JSON.stringify(d)}\n\n`);
+  { type: 'message_start', message: { ...message, content: [], stop_reason: null, usage: { ...usage, output_tokens: 1 } } },
+  { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+  { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'pong' } },
+  { type: 'content_block_stop', index: 0 },
+  { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 7 } },
+  { type: 'message_stop' },
+];
+const sse = events.map((e) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+const codec = new EventStreamCodec(toUtf8, fromUtf8);
+const frames = events.map((e) =>
+  Buffer.from(
+    codec.encode({
+      headers: {
+        ':event-type': { type: 'string', value: 'chunk' },
+        ':content-type': { type: 'string', value: 'application/json' },
+        ':message-type': { type: 'string', value: 'event' },
+      },
+      body: fromUtf8(JSON.stringify({ bytes: Buffer.from(JSON.stringify(e)).toString('base64') })),
+    }),
+  ),
+);
 const STREAM_GAP_MS = Number(process.env.STREAM_GAP_MS ?? 2);
+
+function stream(res, contentType, parts) {
+  res.writeHead(200, { 'content-type': contentType });
+  res.write(parts[0]);
+  setTimeout(() => res.end(Buffer.concat(parts.slice(1).map((p) => Buffer.from(p)))), STREAM_GAP_MS);
+}
 
 const server = http.createServer((req, res) => {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
-    const stream = Buffer.concat(chunks).includes('"stream":true');
-    if (!stream) {
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
-      res.end(json);
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'text/event-stream' });
-    res.flushHeaders();
-    res.write(events[0]);
-    // The rest follows after a short gap, so time to first byte and to last byte differ as in real streams.
-    setTimeout(() => res.end(events.slice(1).join('')), STREAM_GAP_MS);
+    const url = req.url ?? '';
+    if (url.includes('/invoke-with-response-stream')) return stream(res, 'application/vnd.amazon.eventstream', frames);
+    if (url.includes(':streamRawPredict')) return stream(res, 'text/event-stream', sse);
+    const wantsStream = !url.includes('/invoke') && !url.includes(':rawPredict') && Buffer.concat(chunks).includes('"stream":true');
+    if (wantsStream) return stream(res, 'text/event-stream', sse);
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
+    res.end(json);
   });
 });
 server.keepAliveTimeout = 60_000;

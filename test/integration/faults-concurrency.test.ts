@@ -108,7 +108,7 @@ describe('faults: 500 concurrent streaming clients', function () {
         inFlight++;
         inFlightPeak = Math.max(inFlightPeak, inFlight);
         try {
-          const res = await fetch(`${url}/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body, dispatcher: agent, signal: AbortSignal.timeout(30_000) } as RequestInit);
+          const res = await fetch(`${url}/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body, dispatcher: agent, signal: AbortSignal.timeout(30_000) } as unknown as RequestInit);
           const text = await res.text();
           if (res.status !== 200 || !text.endsWith('event: message_stop\ndata: {"type":"message_stop"}\n\n')) errors.push(`${res.status} ${text.slice(0, 200)}`);
           else completed++;

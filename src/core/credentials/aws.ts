@@ -1,4 +1,3 @@
-import { fromIni, fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import type { Profile } from '../config/validate';
 import { Errors } from '../errors';
@@ -54,6 +53,8 @@ export class AwsCredentialSource {
       filepath: this.env.AWS_SHARED_CREDENTIALS_FILE,
       configFilepath: this.env.AWS_CONFIG_FILE,
     };
+    // Loaded on first use: a gateway without Bedrock profiles never pays the AWS SDK's memory and start-up.
+    const { fromIni, fromNodeProviderChain } = await import('@aws-sdk/credential-providers');
     // A fresh provider each time: the SDK's providers re-read files and re-run credential_process on each call.
     const provider: AwsCredentialIdentityProvider = profile.awsProfile
       ? fromIni({ profile: profile.awsProfile, ...files, ignoreCache: true })

@@ -1,4 +1,4 @@
-import { GoogleAuth } from 'google-auth-library';
+import type { GoogleAuth } from 'google-auth-library';
 import type { Profile } from '../config/validate';
 import { Errors } from '../errors';
 import { REFRESH_MARGIN_MS, withTimeout } from './aws';
@@ -43,7 +43,11 @@ export class GoogleTokenSource {
   private async fetch(profile: Profile, id: string): Promise<string> {
     let auth = this.auths.get(id);
     // projectId is known from the profile: no Resource Manager lookup before the first token.
-    if (!auth) this.auths.set(id, (auth = new GoogleAuth({ scopes: [CLOUD_PLATFORM_SCOPE], keyFile: profile.keyFile, projectId: profile.projectId })));
+    if (!auth) {
+      // Loaded on first use: a gateway without Vertex profiles never pays for google-auth-library.
+      const { GoogleAuth: Auth } = await import('google-auth-library');
+      this.auths.set(id, (auth = new Auth({ scopes: [CLOUD_PLATFORM_SCOPE], keyFile: profile.keyFile, projectId: profile.projectId })));
+    }
     try {
       const { client, token } = await withTimeout(
         auth.getClient().then(async (client) => ({ client, token: (await client.getAccessToken()).token })),

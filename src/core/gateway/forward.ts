@@ -126,6 +126,7 @@ export function pipeToClient(
       resolve({ outcome, bytes, firstByteMs, error });
     };
     const onClose = () => {
+      clearTimeout(headerTimer);
       if (!res.writableFinished) {
         abort.abort();
         body.destroy();
@@ -133,11 +134,26 @@ export function pipeToClient(
       }
     };
     res.on('close', onClose);
-    res.writeHead(upstream.status, extraHeaders ? { ...responseHeaders(upstream.headers), ...extraHeaders } : responseHeaders(upstream.headers));
-    // Send headers now: a stream's first event may be a while coming.
-    res.flushHeaders();
+    const headers = extraHeaders ? { ...responseHeaders(upstream.headers), ...extraHeaders } : responseHeaders(upstream.headers);
+    res.writeHead(upstream.status, headers);
+    const contentType = String(upstream.headers['content-type'] ?? '');
+    const isStream = contentType.includes('event-stream') || contentType.includes('eventstream');
+    // Headers leave with the first body chunk (one write instead of two). A stream whose first event is slow
+    // gets its headers on their own after a moment, so the client knows the call was accepted.
+    const headerTimer: NodeJS.Timeout | undefined = isStream ? setTimeout(() => !res.destroyed && res.flushHeaders(), 20) : undefined;
+    // For a JSON body, one chunk is held back so the last one goes out with the end of the response.
+    let held: Buffer | undefined;
+    const send = (chunk: Buffer) => {
+      if (!res.write(chunk)) {
+        body.pause();
+        res.once('drain', () => body.resume());
+      }
+    };
     body.on('data', (chunk: Buffer) => {
-      if (firstByteMs === undefined) firstByteMs = performance.now() - started;
+      if (firstByteMs === undefined) {
+        firstByteMs = performance.now() - started;
+        clearTimeout(headerTimer);
+      }
       bytes += chunk.length;
       if (tap) {
         try {
@@ -146,15 +162,19 @@ export function pipeToClient(
           // The tap only observes; a parser bug must never break the byte pipe.
         }
       }
-      if (!res.write(chunk)) {
-        body.pause();
-        res.once('drain', () => body.resume());
-      }
+      if (isStream) return send(chunk);
+      if (held) send(held);
+      held = chunk;
     });
     body.on('end', () => {
-      res.end(() => finish('complete'));
+      clearTimeout(headerTimer);
+      const last = held;
+      held = undefined;
+      if (last) res.end(last, () => finish('complete'));
+      else res.end(() => finish('complete'));
     });
     body.on('error', (err: Error) => {
+      clearTimeout(headerTimer);
       if (done) return;
       // The upstream cut the stream: cut the client too, so it sees the same failure (and falls back).
       res.destroy(err);

@@ -1,4 +1,4 @@
-import { Sha256 } from '@aws-crypto/sha256-js';
+import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity } from '@smithy/types';
 import type { Profile } from '../config/validate';
@@ -16,6 +16,9 @@ export const BEDROCK_ANTHROPIC_VERSION = 'bedrock-2023-05-31';
 export const BEDROCK_RUNTIME_ACTIONS = new Set(['invoke', 'invoke-with-response-stream', 'count-tokens', 'converse', 'converse-stream']);
 
 /** Headers a signing client may have sent; they are replaced by the gateway's own signature. */
+/** SHA-256 from node:crypto, as the AWS SDK uses in Node (the pure-JS one costs ~1.5 ms per 100 KB body). */
+const NodeSha256 = Hash.bind(null, 'sha256');
+
 const CLIENT_SIGNING_HEADERS = ['x-amz-date', 'x-amz-security-token', 'x-amz-content-sha256', 'x-amz-user-agent', 'amz-sdk-invocation-id', 'amz-sdk-request'];
 
 /** The upstream base URL of a Bedrock call: `endpoint` when set, else the regional runtime or control-plane host. */
@@ -41,7 +44,7 @@ export async function signBedrockRequest(req: UpstreamRequest, credentials: AwsC
       query[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
     }
   }
-  const signer = new SignatureV4({ service: 'bedrock', region, credentials, sha256: Sha256, uriEscapePath: true, applyChecksum: true });
+  const signer = new SignatureV4({ service: 'bedrock', region, credentials, sha256: NodeSha256, uriEscapePath: true, applyChecksum: true });
   const signed = await signer.sign({
     method: req.method,
     protocol: url.protocol,
