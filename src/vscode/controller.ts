@@ -216,7 +216,7 @@ export class GatewayController implements vscode.Disposable {
 
   private async serve(port: number): Promise<void> {
     const keys = new KeyRing(randomBytes(32));
-    keys.add({ id: this.windowKeyId, project: this.project, profile: this.pinned, admin: true }, this.windowKey);
+    keys.add({ id: this.windowKeyId, project: this.project, profile: this.pinned }, this.windowKey);
     const adminKey = generateKey();
     keys.add({ id: 'control', admin: true }, adminKey);
     for (const [id, key] of this.extraKeys) keys.add({ id, project: this.project, profile: this.pinned }, key);
