@@ -34,6 +34,8 @@ export interface ClaudeGatewayApi {
   /** Names of the configured profiles, as the running gateway sees them. */
   readonly profiles: string[];
   readonly windowKeyId: string;
+  /** Folder of the audit log this window's gateway writes (when it serves) or would write (after a takeover). */
+  readonly auditDir: string;
   terminalEnvironment(): Record<string, string>;
   usage(): UsageSnapshot;
   /** The last snapshot the dashboard webview was sent, if it is open. */
@@ -93,6 +95,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<Claude
       return controller.profiles.map((p) => p.name);
     },
     windowKeyId: controller.windowKeyId,
+    get auditDir() {
+      return controller.gatewayConfig.audit.dir;
+    },
     terminalEnvironment: () => terminal.current(),
     usage: () => controller.usage.snapshot(),
     dashboardMessage: () => dashboard.lastMessage,
