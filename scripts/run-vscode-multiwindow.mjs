@@ -121,17 +121,22 @@ async function main() {
   const gatewayPort = await freePort();
   process.env.CCGW_VSCODE_SETTINGS = JSON.stringify({
     'claudeGateway.port': gatewayPort,
-    'claudeGateway.profiles': [{ name: 'mock', provider: 'anthropic', baseUrl: mock.url, apiKey: '${env:CCGW_MW_MOCK_KEY}' }],
+    'claudeGateway.profiles': [
+      { name: 'mock', provider: 'anthropic', baseUrl: mock.url, apiKey: '${env:CCGW_MW_MOCK_KEY}' },
+      { name: 'pinned', provider: 'anthropic', baseUrl: mock.url, apiKey: '${env:CCGW_MW_MOCK_KEY}' },
+    ],
     'claudeGateway.activeProfile': 'mock',
   });
   writeUserSetup(RUN);
   const folderA = path.join(RUN, 'window-a');
   writeFolder(folderA);
-  // Window B is a multi-root workspace (its first folder names the role).
+  // Window B is a multi-root workspace (its first folder names the role); its second folder pins another
+  // profile in its own settings, so its terminals get a collection scoped to it.
   const folderB = path.join(RUN, 'window-b');
   writeFolder(folderB);
+  writeFolder(path.join(RUN, 'window-b-pinned'), { 'claudeGateway.activeProfile': 'pinned' });
   const workspaceB = path.join(RUN, 'window-b.code-workspace');
-  fs.writeFileSync(workspaceB, JSON.stringify({ folders: [{ path: 'window-b' }], settings: {} }, null, 2));
+  fs.writeFileSync(workspaceB, JSON.stringify({ folders: [{ path: 'window-b' }, { path: 'window-b-pinned' }], settings: {} }, null, 2));
   log(`run dir: ${path.relative(process.cwd(), RUN) || RUN}; gateway port ${gatewayPort}`);
 
   const t0 = Date.now();
@@ -195,9 +200,9 @@ async function main() {
 
     const takeover = fs.existsSync(path.join(MW, 'takeover.json')) ? JSON.parse(fs.readFileSync(path.join(MW, 'takeover.json'), 'utf8')) : undefined;
     if (takeover) log(`takeover: ${takeover.tookMs} ms after page A closed`);
-    check('the mock upstream saw both model calls', () => {
+    check('the mock upstream saw every model call', () => {
       const n = mock.requests.filter((r) => (r.url || '').split('?')[0].endsWith('/v1/messages')).length;
-      if (n < 2) throw new Error(`${n} Messages calls reached the mock`);
+      if (n < 3) throw new Error(`${n} Messages calls reached the mock`);
     });
     check('the audit log written by both windows verifies (claude-code-gateway audit verify --dir)', () => {
       if (!takeover?.auditDir) throw new Error('no takeover record with the audit folder');

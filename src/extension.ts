@@ -37,6 +37,8 @@ export interface ClaudeGatewayApi {
   /** Folder of the audit log this window's gateway writes (when it serves) or would write (after a takeover). */
   readonly auditDir: string;
   terminalEnvironment(): Record<string, string>;
+  /** The variables scoped to a workspace folder (by name) whose profile differs from the window's; empty otherwise. */
+  folderTerminalEnvironment(folder: string): Record<string, string>;
   usage(): UsageSnapshot;
   /** The last snapshot the dashboard webview was sent, if it is open. */
   dashboardMessage(): DashboardMessage | undefined;
@@ -99,6 +101,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Claude
       return controller.gatewayConfig.audit.dir;
     },
     terminalEnvironment: () => terminal.current(),
+    folderTerminalEnvironment: (folder) => terminal.currentForFolder(folder),
     usage: () => controller.usage.snapshot(),
     dashboardMessage: () => dashboard.lastMessage,
     secretWarnings: () => [...warnings.shown],

@@ -14,7 +14,26 @@ const vscode = require('vscode');
 
 Mocha.reporters.Base.consoleLog = (...args) => console.log(util.format(...args));
 
-function run() {
+// A multi-root workspace's folders can reach the extension host after the tests start (the browser reads
+// the .code-workspace file through the remote file system): wait for them, on the event.
+function workspaceFolders() {
+  if (vscode.workspace.workspaceFolders?.length || !vscode.workspace.workspaceFile) return Promise.resolve();
+  return new Promise((resolve) => {
+    const sub = vscode.workspace.onDidChangeWorkspaceFolders(() => {
+      if (!vscode.workspace.workspaceFolders?.length) return;
+      sub.dispose();
+      resolve();
+    });
+    setTimeout(resolve, 15_000).unref?.();
+  });
+}
+
+async function run() {
+  await workspaceFolders();
+  return runRole();
+}
+
+function runRole() {
   const role = vscode.workspace.workspaceFolders?.[0]?.name;
   const dir = process.env.CCGW_MW_DIR;
   if (!dir) return Promise.reject(new Error('CCGW_MW_DIR is not set'));

@@ -5,6 +5,7 @@
 const assert = require('assert');
 const fs = require('fs');
 const path = require('path');
+const vscode = require('vscode');
 const { api, waitFor, callGateway } = require('../suite/helpers');
 
 const dir = process.env.CCGW_MW_DIR;
@@ -54,6 +55,28 @@ describe('window B (second extension host)', () => {
     firstCall = r.requestId;
   });
 
+  it('a folder that pins another profile gets a terminal environment scoped to it (multi-root workspace)', async () => {
+    assert.deepStrictEqual(
+      (vscode.workspace.workspaceFolders || []).map((f) => f.name),
+      ['window-b', 'window-b-pinned'],
+    );
+    assert.strictEqual(gw.profile, 'mock');
+    // The first folder has no setting of its own: the window's collection applies, nothing scoped.
+    assert.deepStrictEqual(gw.folderTerminalEnvironment('window-b'), {});
+    // Applied on the workspace-folder and configuration events, which can follow activation.
+    await waitFor(() => gw.folderTerminalEnvironment('window-b-pinned').ANTHROPIC_BASE_URL, 'the scoped collection of window-b-pinned');
+    const scoped = gw.folderTerminalEnvironment('window-b-pinned');
+    assert.strictEqual(scoped.ANTHROPIC_BASE_URL, `${a.url}/profiles/pinned/anthropic`);
+    assert.strictEqual(scoped.ANTHROPIC_AUTH_TOKEN, key);
+    // The window-wide environment is unchanged by the scoped one.
+    assert.strictEqual(gw.terminalEnvironment().ANTHROPIC_BASE_URL, `${a.url}/anthropic`);
+    // What a terminal of that folder would send reaches the folder's profile.
+    const r = await callGateway(gw.url, key, { path: '/profiles/pinned/anthropic/v1/messages' });
+    assert.strictEqual(r.status, 200, r.text);
+    const call = await waitFor(() => gw.usage().recent.find((c) => c.id === r.requestId), "B's meter to see the folder's call");
+    assert.strictEqual(call.profile, 'pinned');
+  });
+
   it('takes over the same port within a few seconds when A’s page closes', async function () {
     this.timeout(30000);
     fs.writeFileSync(path.join(dir, 'close-a'), String(Date.now()));
@@ -65,6 +88,7 @@ describe('window B (second extension host)', () => {
     assert.ok(tookMs < 8000, `takeover took ${tookMs} ms`);
     assert.strictEqual(gw.url, a.url);
     assert.strictEqual(gw.terminalEnvironment().ANTHROPIC_BASE_URL, `${a.url}/anthropic`);
+    assert.strictEqual(gw.folderTerminalEnvironment('window-b-pinned').ANTHROPIC_BASE_URL, `${a.url}/profiles/pinned/anthropic`);
     fs.writeFileSync(path.join(dir, 'takeover.json'), JSON.stringify({ tookMs, url: gw.url, auditDir: gw.auditDir }));
   });
 
