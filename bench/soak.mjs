@@ -49,7 +49,7 @@ async function main() {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'ccgw-soak-'));
   const upstream = await startChild([path.join(here, 'soak-upstreams.mjs')], { PATH: process.env.PATH });
   // Local credentials: static AWS keys in a shared credentials file, and a workload-identity file whose token_url is local.
-  fs.writeFileSync(path.join(home, 'aws-credentials'), '[soak]\naws_access_key_id = AKIASOAKTEST00000001\naws_secret_access_key = soak/secret/key/000000000000000000000000\n');
+  fs.writeFileSync(path.join(home, 'aws-credentials'), '[soak]\naws_access_key_id = AKIDSOAKTEST00000001\naws_secret_access_key = soak/secret/key/000000000000000000000000\n');
   fs.writeFileSync(path.join(home, 'aws-config'), '[profile soak]\nregion = us-east-1\n');
   fs.writeFileSync(path.join(home, 'subject-token'), 'soak-subject-token');
   fs.writeFileSync(

@@ -24,7 +24,7 @@ const { startMockAnthropic } = require('../test/vscode/mock-anthropic.cjs');
 
 const testsPath = path.join(projectRoot, 'test', 'vscode', 'multiwindow', 'index.js');
 const timeoutMs = Number(process.env.CCGW_VSCODE_TIMEOUT_MS || 90_000);
-const MOCK_KEY = 'sk-ant-mw-mock-0123456789abcdef';
+const MOCK_KEY = 'mw-mock-provider-key-0123456789';
 const QUIET = [/^Ignoring fetching additional builtin extensions/, /^Updating additional builtin extensions cache/];
 
 const log = (...a) => console.log('[vscode-multiwindow]', ...a);

@@ -24,7 +24,7 @@ const defaultVsix = path.join(projectRoot, `${pkg.name}-${pkg.version}.vsix`);
 const vsix = process.env.CCGW_VSIX ? path.resolve(process.env.CCGW_VSIX) : fs.existsSync(defaultVsix) ? defaultVsix : '';
 const STATUS = `[id="${pkg.publisher}.${pkg.name}.claudeGateway.status"] .statusbar-item-label`;
 const CLAUDE = path.join(projectRoot, 'node_modules', '.bin', 'claude');
-const MOCK_KEY = 'sk-ant-ui-mock-0123456789abcdef';
+const MOCK_KEY = 'ui-mock-provider-key-0123456789';
 
 function freePort() {
   return new Promise((resolve, reject) => {

@@ -4,36 +4,9 @@
 
 const assert = require('assert');
 const vscode = require('vscode');
+const { api, setSetting, waitFor } = require('./helpers');
 
-const EXTENSION_ID = 'claude-code-gateway.claude-code-gateway';
-
-async function api() {
-  const ext = vscode.extensions.getExtension(EXTENSION_ID);
-  assert.ok(ext, `extension ${EXTENSION_ID} not found`);
-  return ext.activate();
-}
-
-async function setProfiles(profiles) {
-  await vscode.workspace.getConfiguration('claudeGateway').update('profiles', profiles, vscode.ConfigurationTarget.Global);
-}
-
-function waitFor(check, what, timeoutMs = 5000) {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      let value;
-      try {
-        value = check();
-      } catch {
-        value = undefined;
-      }
-      if (value) return resolve(value);
-      if (Date.now() - started > timeoutMs) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 50);
-    };
-    tick();
-  });
-}
+const setProfiles = (profiles) => setSetting('profiles', profiles);
 
 describe('gateway in the extension host', () => {
   const PROFILES = [
