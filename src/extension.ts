@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import { registerAllCommands } from './vscode/commands';
-import { GatewayController, type ControllerOptions } from './vscode/controller';
+import { GatewayController } from './vscode/controller';
 import { UsageDashboard } from './vscode/dashboard';
 import { restoreWorkspaceKey } from './vscode/environment-commands';
 import { ProfileSecrets } from './vscode/secrets';
@@ -8,49 +8,13 @@ import { SecretWarnings } from './vscode/secret-warnings';
 import { readSettings, SECTION } from './vscode/settings';
 import { StatusBarController } from './vscode/status-bar';
 import { TerminalEnvironment } from './vscode/terminal-env';
-import type { UsageSnapshot } from './core/usage-summary';
-import type { DashboardMessage } from './vscode/dashboard';
-
-/** Another window's view of the machine's gateway, started inside this extension host (tests of the multi-window protocol). */
-export interface GatewayPeer {
-  readonly mode: string;
-  readonly url: string;
-  readonly key: string;
-  readonly profile: string;
-  usage(): UsageSnapshot;
-  switchProfile(name: string): Promise<void>;
-  dispose(): Promise<void>;
-}
-
-/** What activate() returns: enough for tests and other extensions to find the gateway. */
-export interface ClaudeGatewayApi {
-  readonly url: string;
-  readonly mode: string;
-  readonly profile: string;
-  readonly statusText: string;
-  readonly statusTooltip: string;
-  /** `warning`, `error` or empty. */
-  readonly statusSeverity: string;
-  /** Names of the configured profiles, as the running gateway sees them. */
-  readonly profiles: string[];
-  readonly windowKeyId: string;
-  /** Folder of the audit log this window's gateway writes (when it serves) or would write (after a takeover). */
-  readonly auditDir: string;
-  terminalEnvironment(): Record<string, string>;
-  /** The variables scoped to a workspace folder (by name) whose profile differs from the window's; empty otherwise. */
-  folderTerminalEnvironment(folder: string): Record<string, string>;
-  usage(): UsageSnapshot;
-  /** The last snapshot the dashboard webview was sent, if it is open. */
-  dashboardMessage(): DashboardMessage | undefined;
-  /** Profiles the missing-secret warning was shown for. */
-  secretWarnings(): string[];
-  /** Starts another "window" on a port in this host (tests of serving, attaching and takeover). */
-  createPeer(opts: ControllerOptions): Promise<GatewayPeer>;
-}
+import { publicApi, testApi, type ClaudeGatewayApi, type ClaudeGatewayTestApi } from './vscode/api';
 
 let shutdown: (() => Promise<void>) | undefined;
 
-export async function activate(context: vscode.ExtensionContext): Promise<ClaudeGatewayApi> {
+export type { ClaudeGatewayApi, ClaudeGatewayTestApi };
+
+export async function activate(context: vscode.ExtensionContext): Promise<ClaudeGatewayApi | ClaudeGatewayTestApi> {
   const log = vscode.window.createOutputChannel('Claude Code Gateway', { log: true });
   const secrets = new ProfileSecrets(context.secrets);
   const controller = new GatewayController(context, secrets, log);
@@ -74,57 +38,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<Claude
       if (e.affectsConfiguration(`${SECTION}.terminal.enabled`)) terminal.setEnabled(readSettings().terminalEnabled);
     }),
   );
-  return {
-    get url() {
-      return controller.url;
-    },
-    get mode() {
-      return controller.mode;
-    },
-    get profile() {
-      return controller.profile.name;
-    },
-    get statusText() {
-      return statusBar.text;
-    },
-    get statusTooltip() {
-      return statusBar.tooltip;
-    },
-    get statusSeverity() {
-      return statusBar.severity;
-    },
-    get profiles() {
-      return controller.profiles.map((p) => p.name);
-    },
-    windowKeyId: controller.windowKeyId,
-    get auditDir() {
-      return controller.gatewayConfig.audit.dir;
-    },
-    terminalEnvironment: () => terminal.current(),
-    folderTerminalEnvironment: (folder) => terminal.currentForFolder(folder),
-    usage: () => controller.usage.snapshot(),
-    dashboardMessage: () => dashboard.lastMessage,
-    secretWarnings: () => [...warnings.shown],
-    createPeer: async (opts) => {
-      const peer = new GatewayController(context, secrets, log, { detached: true, ...opts });
-      await peer.start();
-      return {
-        get mode() {
-          return peer.mode;
-        },
-        get url() {
-          return peer.url;
-        },
-        get profile() {
-          return peer.profile.name;
-        },
-        key: peer.key,
-        usage: () => peer.usage.snapshot(),
-        switchProfile: (name) => peer.switchProfile(name),
-        dispose: () => peer.shutdown(),
-      };
-    },
-  };
+  const internals = { context, secrets, log, controller, terminal, statusBar, dashboard, warnings };
+  // The full surface (peers, keys, snapshots) is for the test suites only; other extensions see where the gateway is.
+  return context.extensionMode === vscode.ExtensionMode.Production ? publicApi(controller) : testApi(internals);
 }
 
 /** Lets in-flight calls finish and hands the port over cleanly before the host exits. */
