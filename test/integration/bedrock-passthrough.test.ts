@@ -37,9 +37,11 @@ describe('Bedrock profile: /bedrock passthrough, SigV4 from the AWS credential c
           { name: 'missing', awsProfile: 'no-such-profile', ...common },
           { name: 'sso', awsProfile: 'sso-expired', ...common },
           { name: 'api-key', bearerToken: '${env:TEST_BEDROCK_KEY}', ...common },
+          { name: 'stored-key', ...common },
         ],
       },
-      { env: { ...aws.env, TEST_BEDROCK_KEY: 'bedrock-api-key-test-0001' } },
+      // The editor keeps a Bedrock API key in its SecretStorage, keyed by profile.
+      { env: { ...aws.env, TEST_BEDROCK_KEY: 'bedrock-api-key-test-0001' }, secrets: { get: (name) => (name === 'stored-key' ? 'bedrock-api-key-test-0001' : undefined) } },
     );
     client = new AnthropicBedrock({ awsRegion: 'us-east-1', baseURL: `${gw.url}/bedrock`, skipAuth: true, defaultHeaders: { authorization: `Bearer ${gw.key}` } });
   });
@@ -135,11 +137,12 @@ describe('Bedrock profile: /bedrock passthrough, SigV4 from the AWS credential c
     assert.equal(model.status, 401, 'model calls always need the gateway key');
   });
 
-  it('the default chain (no awsProfile) and a Bedrock API key (bearerToken) both work', async () => {
+  it('the default chain (no awsProfile) and a Bedrock API key (bearerToken, or stored in the editor) all work', async () => {
     const body = JSON.stringify({ anthropic_version: 'bedrock-2023-05-31', max_tokens: 5, messages: [] });
     for (const [profile, signer] of [
       ['default-chain', 'AKIATESTDEFAULT00001'],
       ['api-key', 'bearer'],
+      ['stored-key', 'bearer'],
     ]) {
       const res = await fetch(`${gw.url}/profiles/${profile}/bedrock/model/${MODEL}/invoke`, { method: 'POST', headers: { authorization: `Bearer ${gw.key}` }, body });
       assert.equal(res.status, 200, await res.clone().text());

@@ -35,6 +35,11 @@ export class ApiKeyResolver {
     return profile.apiKeyHelper !== undefined && !this.secrets?.get(profile.name);
   }
 
+  /** The secret held outside the config for a profile (the editor's SecretStorage), if any. */
+  stored(profile: Profile): string | undefined {
+    return this.secrets?.get(profile.name) || undefined;
+  }
+
   async get(profile: Profile): Promise<string> {
     const external = this.secrets?.get(profile.name);
     if (external) return external;

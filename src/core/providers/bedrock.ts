@@ -60,8 +60,13 @@ export async function signBedrockRequest(req: UpstreamRequest, credentials: AwsC
   return { ...req, headers };
 }
 
-/** The profile's Bedrock API key (`bearerToken`), expanded at use so it never sits expanded in the config. */
+/**
+ * The profile's Bedrock API key: the one stored in the editor's secret storage, else `bearerToken` (expanded at
+ * use so it never sits expanded in the config); undefined means SigV4 with the AWS chain.
+ */
 function bearerToken(runtime: GatewayRuntime, profile: Profile): string | undefined {
+  const stored = runtime.apiKeys.stored(profile);
+  if (stored) return stored;
   if (profile.bearerToken === undefined) return undefined;
   try {
     return expandEnv(profile.bearerToken, `${profile.jsonPath}.bearerToken`, `profile "${profile.name}"`, runtime.env);
