@@ -63,6 +63,23 @@ describe('unified endpoint (Anthropic format) on Bedrock and Vertex AI profiles,
     assert.deepEqual([call.usage.input, call.usage.output, call.usage.cacheRead], [30, 9, 700]);
   });
 
+  it('a session on an Anthropic route (/anthropic) keeps working when its key is switched to Bedrock or Vertex', async () => {
+    // Claude Code started with ANTHROPIC_BASE_URL=<gateway>/anthropic; Switch Provider then pins its key elsewhere.
+    const viaAnthropicRoute = (profile: string) => new Anthropic({ baseURL: `${gw.url}/profiles/${profile}/anthropic`, authToken: gw.key, apiKey: null, maxRetries: 0 });
+    for (const [profile, text] of [
+      ['bedrock', 'pong from bedrock'],
+      ['vertex', 'pong from vertex'],
+    ]) {
+      const final = await viaAnthropicRoute(profile).messages.stream({ model: 'claude-sonnet-4-5-20250929', max_tokens: 16, messages: [{ role: 'user', content: 'say pong' }] }).finalMessage();
+      assert.equal(final.content[0].type === 'text' && final.content[0].text, text);
+    }
+    assert.match(bedrock.last!.url, /\/invoke-with-response-stream$/);
+    // Anything but the Messages API still says which route to use.
+    const res = await fetch(`${gw.url}/profiles/bedrock/anthropic/v1/files`, { headers: { authorization: `Bearer ${gw.key}` } });
+    assert.equal(res.status, 400);
+    assert.match(((await res.json()) as { error: { message: string } }).error.message, /Profile "bedrock" \(bedrock\)/);
+  });
+
   it('Bedrock: non-streaming, count_tokens and an exception mid-stream (as an SSE error event)', async () => {
     const c = client('bedrock');
     const msg = await c.messages.create({ model: 'haiku', max_tokens: 8, messages: [{ role: 'user', content: 'x' }] });

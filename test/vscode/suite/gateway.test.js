@@ -60,11 +60,10 @@ describe('gateway in the extension host', () => {
     assert.strictEqual(env.AWS_REGION, 'us-west-2');
     assert.strictEqual(env.ANTHROPIC_BASE_URL, undefined, 'the Anthropic variables are gone');
     assert.match(gw.statusText, /bedrock-us/);
-    // The gateway routes this window's key to the new profile at once.
-    const res = await fetch(`${gw.url}/anthropic/v1/messages`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${env.ANTHROPIC_AUTH_TOKEN}`, 'content-type': 'application/json' },
-      body: '{}',
+    // The gateway routes this window's key to the new profile at once (a non-Messages call on /anthropic names it;
+    // Messages calls there are translated for Bedrock, which the integration tests cover).
+    const res = await fetch(`${gw.url}/anthropic/v1/files`, {
+      headers: { authorization: `Bearer ${env.ANTHROPIC_AUTH_TOKEN}` },
     });
     assert.strictEqual(res.status, 400);
     assert.match((await res.json()).error.message, /Profile "bedrock-us" \(bedrock\)/);

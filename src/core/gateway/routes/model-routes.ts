@@ -21,6 +21,8 @@ export interface ModelRouteOptions {
 // segments, fragments, and percent-escapes of unreserved or control characters (`/v1/%6dessages` is `/v1/messages` upstream).
 const UNSAFE_PATH = /(^|\/)\.\.?(\/|$)|%2f|%5c|\\|\/\/|#|%(?:[01][0-9a-f]|7f|3[0-9]|[46][1-9a-f]|[57][0-9a]|2d|2e|5f|7e)/i;
 const PROFILE_PIN = /^\/profiles\/[^/?#]*/;
+/** The Anthropic-format calls the gateway can translate for Bedrock and Vertex profiles. */
+const TRANSLATABLE = /^(POST \/v1\/messages(\/count_tokens)?|GET \/v1\/models(\/[^/]+)?)$/;
 
 /**
  * The path after a route prefix (`marker`, e.g. "/anthropic", or "" for the unified routes), with its query, as the client
@@ -75,8 +77,13 @@ export function registerModelRoutes(app: FastifyInstance, runtime: GatewayRuntim
   app.all('/anthropic/*', async (request, reply) => {
     const auth = authenticate(runtime, request);
     const profile = runtime.resolveProfile(pathProfile(request), auth.key);
-    if (profile.provider !== 'anthropic' && profile.provider !== 'litellm') throw wrongRoute(profile, '/anthropic');
     const rest = restOfPath(request, '/anthropic');
+    if (profile.provider !== 'anthropic' && profile.provider !== 'litellm') {
+      // A session started on an Anthropic profile keeps working after Switch Provider moves its key to Bedrock or
+      // Vertex: the Messages API calls are translated exactly as on the unified endpoint.
+      if (TRANSLATABLE.test(`${request.method} ${rest.split('?')[0]}`)) return unifiedForProvider(runtime, request, reply, auth, profile, rest);
+      throw wrongRoute(profile, '/anthropic');
+    }
     // LiteLLM serves Anthropic's API under its own /anthropic prefix.
     await forwardAnthropicFormat(runtime, request, reply, auth, profile, 'anthropic', profile.provider === 'litellm' ? `/anthropic${rest}` : rest);
   });
