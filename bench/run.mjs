@@ -62,6 +62,12 @@ async function waitForPort(port, timeoutMs = 20_000) {
   throw new Error(`port ${port} never opened`);
 }
 
+/** User + system CPU time of a process so far, in milliseconds. */
+function cpuMs(pid) {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
 function rssMb(pid) {
   return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
 }
@@ -233,13 +239,23 @@ async function main() {
 
   const rssSamples = [];
   const sampler = setInterval(() => rssSamples.push(rssMb(gw.child.pid)), 250);
+  // CPU time the serving process spends per request is steadier than req/s on a shared machine.
+  const pidOf = { [upstream.port]: upstream.child.pid, [minimal.port]: minimal.child.pid, [gw.port]: gw.child.pid, [gwOff.port]: gwOff.child.pid, ...(portkey ? { [portkey.port]: portkey.child.pid } : {}) };
   const tput = {};
-  for (const t of families.anthropic) tput[t.name] = await load(t, { ms: LOAD_MS });
+  const cpuPerRequest = {};
+  for (const t of families.anthropic) {
+    const pid = pidOf[t.port];
+    const before = cpuMs(pid);
+    const started = performance.now();
+    tput[t.name] = await load(t, { ms: LOAD_MS });
+    const requests = (tput[t.name] * (performance.now() - started)) / 1000;
+    cpuPerRequest[t.name] = ((cpuMs(pid) - before) * 1000) / requests;
+  }
   clearInterval(sampler);
   const direct = tput.direct;
   const minimalRps = tput['minimal Node pass-through'];
   results.throughput = Object.fromEntries(
-    Object.entries(tput).map(([name, rps]) => [name, { rps, percentOfDirect: (100 * rps) / direct, percentOfMinimal: (100 * rps) / minimalRps }]),
+    Object.entries(tput).map(([name, rps]) => [name, { rps, percentOfDirect: (100 * rps) / direct, percentOfMinimal: (100 * rps) / minimalRps, cpuUsPerRequest: cpuPerRequest[name] }]),
   );
 
   // Leak check: RSS after the first 20,000 requests and after all of them.
@@ -262,8 +278,8 @@ function table(results) {
   const f = (x) => (x === null || x === undefined ? 'n/a' : x.toFixed(3));
   const lines = ['| body | target | p50 ms | added p50 ms | added p99 ms | added TTFB ms | added last byte ms |', '| --- | --- | --- | --- | --- | --- | --- |'];
   for (const r of results.latency) lines.push(`| ${r.body} | ${r.target} | ${f(r.p50Ms)} | ${f(r.addedP50Ms)} | ${f(r.addedP99Ms)} | ${f(r.addedTtfbMs)} | ${f(r.addedLastByteMs)} |`);
-  lines.push('', `| target (${CONNECTIONS} connections, 1 KB, non-streaming) | req/s | % of direct | % of minimal pass-through |`, '| --- | --- | --- | --- |');
-  for (const [name, t] of Object.entries(results.throughput)) lines.push(`| ${name} | ${t.rps.toFixed(0)} | ${t.percentOfDirect.toFixed(1)} | ${t.percentOfMinimal.toFixed(1)} |`);
+  lines.push('', `| target (${CONNECTIONS} connections, 1 KB, non-streaming) | req/s | % of direct | % of minimal pass-through | CPU µs per request (serving process) |`, '| --- | --- | --- | --- | --- |');
+  for (const [name, t] of Object.entries(results.throughput)) lines.push(`| ${name} | ${t.rps.toFixed(0)} | ${t.percentOfDirect.toFixed(1)} | ${t.percentOfMinimal.toFixed(1)} | ${t.cpuUsPerRequest.toFixed(0)} |`);
   const m = results.rssMb;
   lines.push('', `Gateway RSS (accounting on): ${m.idle.toFixed(1)} MB idle, peak ${m.peakUnderLoad.toFixed(1)} MB under load, ${m.after20k.toFixed(1)} MB after 20,000 requests, ${m.afterAll.toFixed(1)} MB after ${m.requests.toLocaleString('en-US')} (growth ${m.growthAfter20k.toFixed(1)} MB).`);
   return lines.join('\n');
