@@ -76,16 +76,7 @@ export function publicApi(controller: GatewayController): ClaudeGatewayApi {
 
 export function testApi(i: ApiInternals): ClaudeGatewayTestApi {
   const { context, secrets, log, controller, terminal, statusBar, dashboard, warnings } = i;
-  return {
-    get url() {
-      return controller.url;
-    },
-    get mode() {
-      return controller.mode;
-    },
-    get profile() {
-      return controller.profile.name;
-    },
+  const more: Omit<ClaudeGatewayTestApi, keyof ClaudeGatewayApi> = {
     get statusText() {
       return statusBar.text;
     },
@@ -127,4 +118,6 @@ export function testApi(i: ApiInternals): ClaudeGatewayTestApi {
       };
     },
   };
+  // Getters stay live: the descriptors are copied, not their values (a spread would read them once).
+  return Object.defineProperties(publicApi(controller), Object.getOwnPropertyDescriptors(more)) as ClaudeGatewayTestApi;
 }
