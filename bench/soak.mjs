@@ -1,5 +1,5 @@
 // Soak: SOAK_MINUTES (default 10) of mixed streaming and non-streaming traffic through every route of one gateway
-// (dist/cli.js, accounting on: budgets, rate limits, audit log) against local upstreams (bench/soak-upstreams.mjs),
+// (dist/cli.js, accounting on: budgets, rate limits, audit log) against local upstreams (bench/upstream.mjs),
 // each gateway call paired with the same call made directly to the upstream. Reports errors (goal 0), the added latency
 // per minute (gateway minus direct, paired, p50/p99) and the gateway's RSS per minute (goal: flat); writes
 // bench/soak-results.json and prints a table. Not part of `npm test`: `npm run soak`.
@@ -47,7 +47,7 @@ const round = (n, d = 3) => (Number.isFinite(n) ? Math.round(n * 10 ** d) / 10 *
 async function main() {
   if (!fs.existsSync(CLI)) throw new Error('dist/cli.js is missing: run `npm run build` (npm run soak does)');
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'ccgw-soak-'));
-  const upstream = await startChild([path.join(here, 'soak-upstreams.mjs')], { PATH: process.env.PATH });
+  const upstream = await startChild([path.join(here, 'upstream.mjs')], { PATH: process.env.PATH });
   // Local credentials: static AWS keys in a shared credentials file, and a workload-identity file whose token_url is local.
   fs.writeFileSync(path.join(home, 'aws-credentials'), '[soak]\naws_access_key_id = AKIDSOAKTEST00000001\naws_secret_access_key = soak/secret/key/000000000000000000000000\n');
   fs.writeFileSync(path.join(home, 'aws-config'), '[profile soak]\nregion = us-east-1\n');

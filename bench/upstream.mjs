@@ -1,7 +1,8 @@
 // A minimal upstream for benchmarks that speaks the wire formats the gateway forwards: Anthropic Messages
 // (JSON, or SSE when the body has "stream":true), Bedrock InvokeModel (JSON) and
 // InvokeModelWithResponseStream (AWS event-stream frames), and Vertex rawPredict (JSON) / streamRawPredict
-// (SSE). Streams send their first event at once and the rest after STREAM_GAP_MS, so time to first byte and
+// (SSE), and a Google STS token endpoint (/sts/v1/token) for a workload-identity credentials file (the soak's
+// Vertex profile). Streams send their first event at once and the rest after STREAM_GAP_MS, so time to first byte and
 // to last byte differ as in real streams. Prints its port on stdout.
 import http from 'node:http';
 import { EventStreamCodec } from '@smithy/eventstream-codec';
@@ -44,13 +45,22 @@ const server = http.createServer((req, res) => {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
-    const url = req.url ?? '';
-    if (url.includes('/invoke-with-response-stream')) return stream(res, 'application/vnd.amazon.eventstream', frames);
-    if (url.includes(':streamRawPredict')) return stream(res, 'text/event-stream', sse);
-    const wantsStream = !url.includes('/invoke') && !url.includes(':rawPredict') && Buffer.concat(chunks).includes('"stream":true');
-    if (wantsStream) return stream(res, 'text/event-stream', sse);
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
-    res.end(json);
+    const path = (req.url ?? '').split('?')[0];
+    if (path === '/sts/v1/token') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ access_token: `ya29.bench-${Date.now()}`, expires_in: 3600, token_type: 'Bearer', issued_token_type: 'urn:ietf:params:oauth:token-type:access_token' }));
+      return;
+    }
+    if (path.endsWith('/invoke-with-response-stream')) return stream(res, 'application/vnd.amazon.eventstream', frames);
+    if (path.endsWith(':streamRawPredict')) return stream(res, 'text/event-stream', sse);
+    if (path.endsWith('/v1/messages') && Buffer.concat(chunks).includes('"stream":true')) return stream(res, 'text/event-stream', sse);
+    if (path.endsWith('/invoke') || path.endsWith(':rawPredict') || path.endsWith('/v1/messages')) {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
+      res.end(json);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ type: 'error', error: { type: 'not_found_error', message: `no ${path}` } }));
   });
 });
 server.keepAliveTimeout = 60_000;
