@@ -106,7 +106,10 @@ async function openWindow(context, name, port, workspaceArg, RUN) {
   return { page, exited, hostLog };
 }
 
-async function main() {
+/** Set when the workbench opened window B's workspace without its folders (a harness hiccup, not a product failure). */
+let workspaceNotLoaded = false;
+
+async function main({ lastTry = true } = {}) {
   const problems = preflight();
   if (!fs.existsSync(testsPath)) problems.push(`${testsPath} not found`);
   if (problems.length) {
@@ -186,7 +189,9 @@ async function main() {
     log(`window A reported (${secs()})`);
     if (results[0].stats.failures || !results[0].stats.passes) throw new Error('window A failed; window B not started');
 
-    windows.b = await openWindow(context, 'window-b', port, { kind: 'workspace', path: workspaceB }, RUN);
+    // A browser context of its own (its own storage), as a second VS Code window would have: sharing window A's
+    // storage sometimes left window B's workbench with an empty workspace.
+    windows.b = await openWindow(await browser.newContext(), 'window-b', port, { kind: 'workspace', path: workspaceB }, RUN);
     const bDone = Promise.race([windows.b.exited, deadline]);
     await waitFor(() => fs.existsSync(path.join(MW, 'close-a')), 'window B to ask for page A to close', timeoutMs, bDone);
     log(`closing page A (${secs()})`);
@@ -241,10 +246,22 @@ async function main() {
     for (const w of Object.values(windows)) w.hostLog.end();
     cleanup();
     log(`done in ${secs()}`);
-    console.log(`${passed} passed, ${failed} failed`);
+    workspaceNotLoaded = !ok && fs.existsSync(path.join(MW, 'workspace-not-loaded'));
+    // The closing line is printed once, for the run that counts.
+    if (lastTry || !workspaceNotLoaded) console.log(`${passed} passed, ${failed} failed`);
     if (!ok) log(`logs kept in ${RUN}`);
   }
   return ok ? 0 : 1;
 }
 
-process.exitCode = await main();
+// Seen in about one run in five under load: code-server's web workbench opens window B's .code-workspace with no
+// folders at all (before the extension is involved). Such a run is repeated, up to three in all; any other
+// failure counts at once.
+const ATTEMPTS = 3;
+let code = 1;
+for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+  code = await main({ lastTry: attempt === ATTEMPTS });
+  if (code === 0 || !workspaceNotLoaded) break;
+  if (attempt < ATTEMPTS) log(`window B opened its workspace without folders (workbench hiccup, attempt ${attempt}); running the whole test again`);
+}
+process.exitCode = code;

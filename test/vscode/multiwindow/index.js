@@ -37,6 +37,8 @@ function runRole() {
   const role = vscode.workspace.workspaceFolders?.[0]?.name;
   const dir = process.env.CCGW_MW_DIR;
   if (!dir) return Promise.reject(new Error('CCGW_MW_DIR is not set'));
+  // A workspace file opened with no folders at all: tell the driver, which may run the whole test again.
+  if (vscode.workspace.workspaceFile && !vscode.workspace.workspaceFolders?.length) fs.writeFileSync(path.join(dir, 'workspace-not-loaded'), vscode.workspace.workspaceFile.toString());
   if (role !== 'window-a' && role !== 'window-b') return Promise.reject(new Error(`unknown role ${role} (workspace ${vscode.workspace.name}, file ${vscode.workspace.workspaceFile}, folders ${JSON.stringify(vscode.workspace.workspaceFolders)})`));
   const resultsPath = path.join(dir, `${role}.results.json`);
   const mocha = new Mocha({ ui: 'bdd', timeout: 20000, color: false, reporter: 'spec' });
