@@ -6,7 +6,7 @@ import type { GatewayConfig, Profile } from './config/validate';
 import { ApiKeyResolver, type SecretSource } from './credentials/api-keys';
 import { Emitter, type Disposable, type Event } from './events';
 import { Errors } from './errors';
-import type { Accountant, Admission, CallInfo, CallOutcome, SettledCall } from './gateway/call';
+import { settledCall, type Accountant, type Admission, type CallInfo, type CallOutcome, type SettledCall } from './gateway/call';
 import { createUpstreamAgent } from './gateway/forward';
 import { KeyRing, type GatewayKey } from './gateway/keys';
 
@@ -139,6 +139,11 @@ export class GatewayRuntime implements Disposable {
   }
 
   /** Publishes budget state to listeners (used by accountants). */
+  /** Someone listens to budget changes (computing every budget's state per call is wasted otherwise). */
+  get budgetsWatched(): boolean {
+    return this._onDidChangeBudgets.hasListeners;
+  }
+
   publishBudgets(budgets: BudgetStatus[]): void {
     this._onDidChangeBudgets.fire(budgets);
   }
@@ -171,7 +176,7 @@ export class GatewayRuntime implements Disposable {
  */
 function withTimeouts(agent: Agent, timeoutMs: number | undefined): Dispatcher {
   if (!timeoutMs) return agent;
-  return agent.compose((dispatch) => (opts, handler) => dispatch({ ...opts, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }, handler));
+  return agent.compose((dispatch) => (opts, handler) => dispatch(Object.assign({}, opts, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs }), handler));
 }
 
 /** Admits everything and publishes settled calls unpriced: no budgets, limits or audit log (benchmarks' baseline). */
@@ -180,7 +185,7 @@ export class EventOnlyAccountant implements Accountant {
 
   admit(call: CallInfo): Admission {
     return {
-      settle: (outcome) => this.runtime.publishSettled({ ...call, ...outcome, costUsd: 0, priceKnown: false }),
+      settle: (outcome) => this.runtime.publishSettled(settledCall(call, outcome, 0, false)),
     };
   }
 }

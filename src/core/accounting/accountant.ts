@@ -1,7 +1,7 @@
 import type { GatewayConfig } from '../config/validate';
 import { Errors } from '../errors';
 import type { Disposable } from '../events';
-import type { Accountant, Admission, CallInfo, CallOutcome, SettledCall } from '../gateway/call';
+import { settledCall, type Accountant, type Admission, type CallInfo, type CallOutcome, type SettledCall } from '../gateway/call';
 import type { GatewayRuntime } from '../runtime';
 import { totalTokens } from '../streams/usage';
 import { AuditLog } from './audit-log';
@@ -112,11 +112,11 @@ export class Accounting implements Accountant, Disposable {
       const prev = this.estimates.get(priced.family);
       this.estimates.set(priced.family, prev === undefined ? priced.usd : prev * 0.8 + priced.usd * 0.2);
     }
-    const settled: SettledCall = { ...call, ...outcome, costUsd: priced.usd, priceKnown: priced.priceKnown };
+    const settled = settledCall(call, outcome, priced.usd, priced.priceKnown);
     this.write(settled, priced.family);
     this.prometheus.observe(settled);
     this.runtime.publishSettled(settled);
-    if (this.ledger.size && priced.usd > 0) this.runtime.publishBudgets(this.ledger.statuses(now));
+    if (this.ledger.size && priced.usd > 0 && this.runtime.budgetsWatched) this.runtime.publishBudgets(this.ledger.statuses(now));
   }
 
   /** Records a call refused by a budget or rate limit (it cost nothing and never reached the upstream). */
@@ -138,7 +138,7 @@ export class Accounting implements Accountant, Disposable {
   }
 
   private write(c: SettledCall, family: string | undefined): void {
-    this.audit.append('call', callRecord({ ...c, family }, this.scrubber) as unknown as Record<string, unknown>);
+    this.audit.append('call', callRecord(c, family, this.scrubber) as unknown as Record<string, unknown>);
   }
 
   /** The reservation for a call: the recent cost of its model family, else its input at list price. */

@@ -120,12 +120,14 @@ export class PriceTable {
 
   /** Picks the first of the given ids (response model, upstream model, requested model) that the table knows. */
   resolve(...models: Array<string | undefined>): { family: string; known: boolean; model?: string } {
-    const present = models.filter((m): m is string => !!m);
-    for (const m of present) {
+    let first: string | undefined;
+    for (const m of models) {
+      if (!m) continue;
+      first ??= m;
       const f = this.familyOf(m);
-      if (f.known) return { ...f, model: m };
+      if (f.known) return { family: f.family, known: true, model: m };
     }
-    return { family: this.fallbackFamily, known: false, model: present[0] };
+    return { family: this.fallbackFamily, known: false, model: first };
   }
 
   /** Cost in USD of the usage of one call. */

@@ -40,7 +40,7 @@ export interface CallRecord {
 const round = (n: number | undefined) => (n === undefined ? undefined : Math.round(n * 1000) / 1000);
 
 /** The audit record of a settled call; `bodies` decides whether the (scrubbed) request is kept. */
-export function callRecord(c: SettledCall & { family?: string }, scrub?: Scrubber): CallRecord {
+export function callRecord(c: SettledCall, family: string | undefined, scrub?: Scrubber): CallRecord {
   return {
     id: c.requestId,
     key: c.key.id,
@@ -66,7 +66,7 @@ export function callRecord(c: SettledCall & { family?: string }, scrub?: Scrubbe
     usage: c.usage,
     costUsd: c.costUsd,
     priceKnown: c.priceKnown,
-    family: c.family,
+    family,
     stopReason: c.stopReason,
     errorType: c.errorType,
     error: c.status !== 'ok' && c.errorMessage ? errorLine(c.errorMessage, scrub) : undefined,

@@ -134,7 +134,8 @@ export function pipeToClient(
       }
     };
     res.on('close', onClose);
-    const headers = extraHeaders ? { ...responseHeaders(upstream.headers), ...extraHeaders } : responseHeaders(upstream.headers);
+    const headers = responseHeaders(upstream.headers);
+    if (extraHeaders) for (const name in extraHeaders) headers[name] = extraHeaders[name];
     res.writeHead(upstream.status, headers);
     const contentType = String(upstream.headers['content-type'] ?? '');
     const isStream = contentType.includes('event-stream') || contentType.includes('eventstream');

@@ -1,0 +1,124 @@
+// Where the gateway spends its CPU under load: runs dist/cli.js with --cpu-prof against bench/upstream.mjs,
+// drives 32 connections of 1 KB non-streaming calls for a few seconds, and prints self time by function and
+// by source (our files, each dependency, Node internals). Not a benchmark: a guide for what to optimise.
+// Usage: node bench/profile.mjs [--path /v1/messages] [--seconds 8] [--accounting off] (no budgets or rate limits; the audit log stays on) [--stream] [--top 40]
+// [--minimal] (the minimal Node pass-through instead, for comparison)
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..');
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : dflt;
+};
+const urlPath = arg('path', '/v1/messages');
+const seconds = Number(arg('seconds', '8'));
+const accounting = arg('accounting', 'on') !== 'off';
+const top = Number(arg('top', '40'));
+const streaming = process.argv.includes('--stream');
+
+function start(args, env = {}) {
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (c) => {
+      out += c;
+      const m = /(?:http:\/\/127\.0\.0\.1:)?(\d+)\s*\n/.exec(out);
+      if (m) resolve({ child, port: Number(m[1]) });
+    });
+    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}`)));
+  });
+}
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ccgw-profile-'));
+const upstream = await start([path.join(here, 'upstream.mjs')]);
+const up = `http://127.0.0.1:${upstream.port}`;
+fs.writeFileSync(
+  path.join(dir, 'config.json'),
+  JSON.stringify({
+    dataDir: dir,
+    profiles: [{ name: 'bench', provider: 'anthropic', apiKey: 'sk-bench-provider-key', baseUrl: up }],
+    ...(accounting
+      ? {
+          budgets: ['global', 'key:local', 'profile:bench'].map((scope) => ({ scope, usd: 1e9, period: 'day' })),
+          rateLimits: [{ scope: 'global', requestsPerMinute: 1e9, tokensPerMinute: 1e12 }],
+        }
+      : {}),
+  }),
+);
+const profDir = path.join(dir, 'prof');
+const minimal = process.argv.includes('--minimal');
+const gw = await start(
+  minimal
+    ? ['--cpu-prof', '--cpu-prof-dir', profDir, path.join(here, 'minimal-proxy.mjs'), String(upstream.port)]
+    : ['--cpu-prof', '--cpu-prof-dir', profDir, path.join(root, 'dist/cli.js'), 'serve', '--config', path.join(dir, 'config.json'), '--port', '0'],
+);
+const key = minimal ? 'none' : fs.readFileSync(path.join(dir, 'gateway.key'), 'utf8').trim();
+const pool = new Pool(`http://127.0.0.1:${gw.port}`, { connections: 32 });
+const body = JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 256, messages: [{ role: 'user', content: 'x'.repeat(880) }], ...(streaming ? { stream: true } : {}) });
+const cpu = () => {
+  const f = fs.readFileSync(`/proc/${gw.child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return { user: Number(f[11]) * 10, sys: Number(f[12]) * 10 };
+};
+const cpu0 = cpu();
+const end = performance.now() + seconds * 1000;
+let count = 0;
+let failures = 0;
+await Promise.all(
+  Array.from({ length: 32 }, async () => {
+    while (performance.now() < end) {
+      const res = await pool.request({ path: urlPath, method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body });
+      await res.body.text();
+      if (res.statusCode !== 200) failures++;
+      count++;
+    }
+  }),
+);
+const cpu1 = cpu();
+await pool.close();
+const perCall = (ms) => ((ms * 1000) / count).toFixed(0);
+console.log(`${count} calls in ${seconds} s (${(count / seconds).toFixed(0)}/s), ${failures} failed; CPU per call ${perCall(cpu1.user + cpu1.sys - cpu0.user - cpu0.sys)} µs (user ${perCall(cpu1.user - cpu0.user)}, system ${perCall(cpu1.sys - cpu0.sys)})`);
+gw.child.kill('SIGTERM');
+await new Promise((r) => gw.child.on('exit', r));
+upstream.child.kill('SIGTERM');
+
+const file = fs.readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+const prof = JSON.parse(fs.readFileSync(path.join(profDir, file), 'utf8'));
+const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+const self = new Map();
+const dt = prof.timeDeltas;
+for (let i = 0; i < prof.samples.length; i++) self.set(prof.samples[i], (self.get(prof.samples[i]) ?? 0) + (dt[i] ?? 0));
+const total = [...self.values()].reduce((a, b) => a + b, 0);
+const fns = new Map();
+const sources = new Map();
+const sourceOf = (url) => {
+  if (!url) return '(native/gc/idle)';
+  if (url.startsWith('node:')) return 'node internals';
+  const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (m) return m[1];
+  if (!url.startsWith('file:') && !url.startsWith('/')) return url.split(':')[0];
+  return path.relative(root, fileURLToPath(url.startsWith('file:') ? url : `file://${url}`));
+};
+for (const [id, t] of self) {
+  const n = byId.get(id).callFrame;
+  const k = `${n.functionName || '(anonymous)'} ${n.url ? `${path.basename(n.url)}:${n.lineNumber + 1}` : ''}`;
+  fns.set(k, (fns.get(k) ?? 0) + t);
+  const s = n.functionName === '(idle)' ? '(idle)' : n.functionName === '(garbage collector)' ? '(gc)' : n.functionName === '(program)' ? '(program)' : sourceOf(n.url);
+  sources.set(s, (sources.get(s) ?? 0) + t);
+}
+const busy = total - (sources.get('(idle)') ?? 0);
+const show = (m, n) =>
+  [...m.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([k, t]) => `${((100 * t) / busy).toFixed(1).padStart(5)} %  ${(t / count).toFixed(1).padStart(6)} µs/call  ${k}`)
+    .join('\n');
+console.log(`\nbusy ${(busy / 1000).toFixed(0)} ms = ${(busy / count).toFixed(0)} µs per call (percentages of busy time)\n\nby source:\n${show(sources, 25)}\n\nby function (self):\n${show(fns, top)}`);
+fs.copyFileSync(path.join(profDir, file), path.join(os.tmpdir(), 'ccgw-last.cpuprofile'));
+fs.rmSync(dir, { recursive: true, force: true });
+console.log(`\nprofile kept at ${path.join(os.tmpdir(), 'ccgw-last.cpuprofile')}`);
