@@ -1,8 +1,10 @@
 // Where the gateway spends its CPU under load: runs dist/cli.js with --cpu-prof against bench/upstream.mjs,
 // drives 32 connections of 1 KB non-streaming calls for a few seconds, and prints self time by function and
 // by source (our files, each dependency, Node internals). Not a benchmark: a guide for what to optimise.
-// Usage: node bench/profile.mjs [--path /v1/messages] [--seconds 8] [--accounting off] (no budgets or rate limits; the audit log stays on) [--stream] [--top 40]
-// [--minimal] (the minimal Node pass-through instead, for comparison)
+// Usage: node bench/profile.mjs [--path /v1/messages] [--seconds 8] [--accounting off|none] (off: no budgets or rate limits,
+// the audit log stays on; none: the core with no accountant at all, as the bench's "accounting off") [--stream] [--top 40]
+// [--minimal] (the minimal Node pass-through instead, for comparison) [--perf] (also `perf record` the process:
+// then `perf report -i /tmp/ccgw-perf.data --no-children --sort sym`)
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,7 +20,8 @@ const arg = (name, dflt) => {
 };
 const urlPath = arg('path', '/v1/messages');
 const seconds = Number(arg('seconds', '8'));
-const accounting = arg('accounting', 'on') !== 'off';
+const accountingArg = arg('accounting', 'on');
+const accounting = accountingArg === 'on';
 const top = Number(arg('top', '40'));
 const streaming = process.argv.includes('--stream');
 
@@ -53,11 +56,21 @@ fs.writeFileSync(
 );
 const profDir = path.join(dir, 'prof');
 const minimal = process.argv.includes('--minimal');
-const gw = await start(
-  minimal
-    ? ['--cpu-prof', '--cpu-prof-dir', profDir, path.join(here, 'minimal-proxy.mjs'), String(upstream.port)]
-    : ['--cpu-prof', '--cpu-prof-dir', profDir, path.join(root, 'dist/cli.js'), 'serve', '--config', path.join(dir, 'config.json'), '--port', '0'],
-);
+let entry = [path.join(root, 'dist/cli.js'), 'serve', '--config', path.join(dir, 'config.json'), '--port', '0'];
+if (minimal) entry = [path.join(here, 'minimal-proxy.mjs'), String(upstream.port)];
+else if (accountingArg === 'none') {
+  const { build } = await import('esbuild');
+  const bundle = path.join(dir, 'gateway-none.cjs');
+  await build({ entryPoints: [path.join(here, 'gateway-child.mjs')], bundle: true, platform: 'node', format: 'cjs', target: 'node20', outfile: bundle, logLevel: 'error' });
+  const { randomBytes } = await import('node:crypto');
+  fs.writeFileSync(path.join(dir, 'gateway.key'), `ccgw-${randomBytes(24).toString('base64url')}\n`);
+  entry = [bundle, path.join(dir, 'config.json')];
+}
+const perf = process.argv.includes('--perf');
+const gw = await start([...(perf ? ['--perf-basic-prof'] : []), '--cpu-prof', '--cpu-prof-dir', profDir, ...entry]);
+// --perf: Linux perf samples on-CPU time only (kernel included), where the V8 profiler samples wall time, so
+// time spent preempted inside a syscall does not show up as that syscall's cost.
+const perfRecord = perf ? spawn('perf', ['record', '-F', '2000', '-g', '-o', path.join(os.tmpdir(), 'ccgw-perf.data'), '-p', String(gw.child.pid)], { stdio: 'ignore' }) : undefined;
 const key = minimal ? 'none' : fs.readFileSync(path.join(dir, 'gateway.key'), 'utf8').trim();
 const pool = new Pool(`http://127.0.0.1:${gw.port}`, { connections: 32 });
 const body = JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 256, messages: [{ role: 'user', content: 'x'.repeat(880) }], ...(streaming ? { stream: true } : {}) });
@@ -65,6 +78,10 @@ const cpu = () => {
   const f = fs.readFileSync(`/proc/${gw.child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return { user: Number(f[11]) * 10, sys: Number(f[12]) * 10 };
 };
+const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${gw.child.pid}/status`, 'utf8'))[1]) / 1024;
+const rssIdle = rss();
+let rssPeak = rssIdle;
+const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rss())), 100);
 const cpu0 = cpu();
 const end = performance.now() + seconds * 1000;
 let count = 0;
@@ -80,9 +97,14 @@ await Promise.all(
   }),
 );
 const cpu1 = cpu();
+clearInterval(sampler);
+if (perfRecord) {
+  perfRecord.kill('SIGINT');
+  await new Promise((r) => perfRecord.on('exit', r));
+}
 await pool.close();
 const perCall = (ms) => ((ms * 1000) / count).toFixed(0);
-console.log(`${count} calls in ${seconds} s (${(count / seconds).toFixed(0)}/s), ${failures} failed; CPU per call ${perCall(cpu1.user + cpu1.sys - cpu0.user - cpu0.sys)} µs (user ${perCall(cpu1.user - cpu0.user)}, system ${perCall(cpu1.sys - cpu0.sys)})`);
+console.log(`${count} calls in ${seconds} s (${(count / seconds).toFixed(0)}/s), ${failures} failed; CPU per call ${perCall(cpu1.user + cpu1.sys - cpu0.user - cpu0.sys)} µs (user ${perCall(cpu1.user - cpu0.user)}, system ${perCall(cpu1.sys - cpu0.sys)}); RSS ${rssIdle.toFixed(0)} MB idle, ${rssPeak.toFixed(0)} MB peak`);
 gw.child.kill('SIGTERM');
 await new Promise((r) => gw.child.on('exit', r));
 upstream.child.kill('SIGTERM');

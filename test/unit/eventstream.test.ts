@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { EventStreamCodec } from '@smithy/eventstream-codec';
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
-import type { UpstreamResponse } from '../../src/core/gateway/forward';
+import { CallAbort, type UpstreamResponse } from '../../src/core/gateway/forward';
 import { bedrockChunk, encodeEventStreamMessage, EventStreamDecoder, EventStreamError, EventStreamUsageTap, pipeBedrockAsSse } from '../../src/core/streams/eventstream';
 
 const start = { type: 'message_start', message: { model: 'claude-sonnet-4-5', usage: { input_tokens: 11, output_tokens: 1, cache_read_input_tokens: 5 } } };
@@ -57,7 +57,7 @@ describe('Bedrock event stream → Anthropic SSE', () => {
     const body = new PassThrough();
     const server = http.createServer((_req, res) => {
       const upstream = { status: 200, headers: {}, body, headersMs: 0 } as unknown as UpstreamResponse;
-      void pipeBedrockAsSse(res, upstream, new AbortController(), {}, 40);
+      void pipeBedrockAsSse(res, upstream, new CallAbort(), {}, 40);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);

@@ -11,24 +11,49 @@ const KIND_LABEL: Record<(typeof KINDS)[number], string> = {
   cacheRead: 'cache_read',
 };
 
+type Labels = Record<string, string>;
+
+/**
+ * Counter values kept as plain numbers per label set and handed to prom-client when /metrics is read:
+ * prom-client hashes the labels of every `inc(labels, n)` (about 1 µs each, up to seven per call).
+ */
+class Tally {
+  private readonly series = new Map<string, { labels: Labels; value: number }>();
+
+  add(id: string, labels: () => Labels, n: number): void {
+    const s = this.series.get(id);
+    if (s) s.value += n;
+    else this.series.set(id, { labels: labels(), value: n });
+  }
+
+  /** A prom-client `collect` that publishes the tally. */
+  collector(): (this: Counter<string>) => void {
+    const series = this.series;
+    return function (this: Counter<string>) {
+      this.reset();
+      for (const s of series.values()) this.inc(s.labels, s.value);
+    };
+  }
+}
+
 /**
  * The gateway's Prometheus metrics, in a registry of its own (several gateways can live in one process:
  * tests, the extension host). Labels never carry key ids or secrets.
  */
 export class GatewayMetrics {
   readonly registry = new Registry();
-  private readonly requests: Counter<'profile' | 'provider' | 'model' | 'status'>;
-  private readonly tokens: Counter<'profile' | 'model' | 'kind'>;
-  private readonly cost: Counter<'profile' | 'model'>;
-  private readonly errors: Counter<'type'>;
+  private readonly requests = new Tally();
+  private readonly tokens = new Tally();
+  private readonly cost = new Tally();
+  private readonly errors = new Tally();
   private readonly latency: Histogram<'profile' | 'provider'>;
 
   constructor(budgets: () => BudgetStatus[]) {
     const registers = [this.registry];
-    this.requests = new Counter({ name: 'ccgw_requests_total', help: 'Model calls settled, by outcome', labelNames: ['profile', 'provider', 'model', 'status'], registers });
-    this.tokens = new Counter({ name: 'ccgw_tokens_total', help: 'Tokens reported by upstreams, by kind', labelNames: ['profile', 'model', 'kind'], registers });
-    this.cost = new Counter({ name: 'ccgw_cost_usd_total', help: 'Cost of model calls in USD at list prices', labelNames: ['profile', 'model'], registers });
-    this.errors = new Counter({ name: 'ccgw_errors_total', help: 'Calls that did not end well, by error type', labelNames: ['type'], registers });
+    new Counter({ name: 'ccgw_requests_total', help: 'Model calls settled, by outcome', labelNames: ['profile', 'provider', 'model', 'status'], registers, collect: this.requests.collector() });
+    new Counter({ name: 'ccgw_tokens_total', help: 'Tokens reported by upstreams, by kind', labelNames: ['profile', 'model', 'kind'], registers, collect: this.tokens.collector() });
+    new Counter({ name: 'ccgw_cost_usd_total', help: 'Cost of model calls in USD at list prices', labelNames: ['profile', 'model'], registers, collect: this.cost.collector() });
+    new Counter({ name: 'ccgw_errors_total', help: 'Calls that did not end well, by error type', labelNames: ['type'], registers, collect: this.errors.collector() });
     this.latency = new Histogram({
       name: 'ccgw_upstream_latency_seconds',
       help: 'Time from the start of a call to its end',
@@ -60,10 +85,14 @@ export class GatewayMetrics {
 
   observe(c: SettledCall): void {
     const model = c.responseModel ?? c.upstreamModel ?? c.requestedModel ?? 'unknown';
-    this.requests.inc({ profile: c.profile, provider: c.provider, model, status: c.status });
-    for (const k of KINDS) if (c.usage[k]) this.tokens.inc({ profile: c.profile, model, kind: KIND_LABEL[k] }, c.usage[k]);
-    if (c.costUsd) this.cost.inc({ profile: c.profile, model }, c.costUsd);
-    if (c.status !== 'ok') this.errors.inc({ type: c.errorType ?? c.status });
+    const pm = `${c.profile}\u0000${model}`;
+    this.requests.add(`${pm}\u0000${c.provider}\u0000${c.status}`, () => ({ profile: c.profile, provider: c.provider, model, status: c.status }), 1);
+    for (const k of KINDS) if (c.usage[k]) this.tokens.add(`${pm}\u0000${k}`, () => ({ profile: c.profile, model, kind: KIND_LABEL[k] }), c.usage[k]);
+    if (c.costUsd) this.cost.add(pm, () => ({ profile: c.profile, model }), c.costUsd);
+    if (c.status !== 'ok') {
+      const type = c.errorType ?? c.status;
+      this.errors.add(type, () => ({ type }), 1);
+    }
     if (c.status !== 'rejected') this.latency.observe({ profile: c.profile, provider: c.provider }, c.latencyMs / 1000);
   }
 

@@ -61,14 +61,44 @@ export interface SettledCall extends CallInfo, CallOutcome {
 }
 
 /**
- * The settled call from what was known at admission and at the end. Object.assign rather than
- * `{ ...call, ...outcome }`: on Node 20 a second spread into a literal this wide takes ~15 µs (a slow path
- * in V8), a tenth of the gateway's whole cost per call under load.
+ * The settled call from what was known at admission and at the end, written out member by member (the type
+ * makes a member added to CallInfo or CallOutcome a compile error here until it is copied). On Node 20,
+ * `{ ...call, ...outcome }` takes ~15 µs (a slow path in V8 for a second spread into a wide literal) and
+ * Object.assign ~1.5 µs; this literal, a tenth of that.
  */
 export function settledCall(call: CallInfo, outcome: CallOutcome, costUsd: number, priceKnown: boolean): SettledCall {
-  const settled = Object.assign({}, call, outcome) as SettledCall;
-  settled.costUsd = costUsd;
-  settled.priceKnown = priceKnown;
+  const settled = {
+    requestId: call.requestId,
+    startedAt: call.startedAt,
+    key: call.key,
+    project: call.project,
+    sessionId: call.sessionId,
+    agentId: call.agentId,
+    profile: call.profile,
+    provider: call.provider,
+    route: call.route,
+    method: call.method,
+    path: call.path,
+    requestedModel: call.requestedModel,
+    upstreamModel: call.upstreamModel,
+    streaming: call.streaming,
+    countTokens: call.countTokens,
+    requestBody: call.requestBody,
+    requestHeaders: call.requestHeaders,
+    requestBytes: call.requestBytes,
+    status: outcome.status,
+    httpStatus: outcome.httpStatus,
+    upstreamStatus: outcome.upstreamStatus,
+    latencyMs: outcome.latencyMs,
+    ttfbMs: outcome.ttfbMs,
+    usage: outcome.usage,
+    responseModel: outcome.responseModel,
+    stopReason: outcome.stopReason,
+    errorType: outcome.errorType,
+    errorMessage: outcome.errorMessage,
+    costUsd,
+    priceKnown,
+  } satisfies Record<keyof SettledCall, unknown>;
   return settled;
 }
 

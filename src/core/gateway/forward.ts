@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
 import { Errors } from '../errors';
@@ -65,8 +66,22 @@ export function createUpstreamAgent(): Agent {
   });
 }
 
+/**
+ * Cancels one call's upstream request and pipe. undici takes an EventEmitter as a request's `signal`; an
+ * AbortController's signal is an EventTarget built on first use, which cost ~2 % of the gateway's CPU per call.
+ */
+export class CallAbort extends EventEmitter {
+  aborted = false;
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.emit('abort');
+  }
+}
+
 /** Sends a request upstream; network failures become Anthropic-shaped 502/504 errors naming the upstream. */
-export async function sendUpstream(agent: Dispatcher, req: UpstreamRequest, signal: AbortSignal, profileName: string): Promise<UpstreamResponse> {
+export async function sendUpstream(agent: Dispatcher, req: UpstreamRequest, signal: CallAbort, profileName: string): Promise<UpstreamResponse> {
   const started = performance.now();
   try {
     const res = await agent.request({
@@ -109,7 +124,7 @@ export function responseHeaders(headers: Record<string, string | string[]>): Rec
 export function pipeToClient(
   res: ServerResponse,
   upstream: UpstreamResponse,
-  abort: AbortController,
+  abort: CallAbort,
   tap?: (chunk: Buffer) => void,
   extraHeaders?: Record<string, string>,
 ): Promise<PipeResult> {
@@ -179,7 +194,7 @@ export function pipeToClient(
       if (done) return;
       // The upstream cut the stream: cut the client too, so it sees the same failure (and falls back).
       res.destroy(err);
-      finish(abort.signal.aborted ? 'client_aborted' : 'upstream_cut', (err as { code?: string }).code ?? err.message);
+      finish(abort.aborted ? 'client_aborted' : 'upstream_cut', (err as { code?: string }).code ?? err.message);
     });
   });
 }

@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { KeyConfig } from '../config/schema';
 import { expandEnv, MissingEnvError } from '../config/expand';
 import { Errors } from '../errors';
@@ -171,7 +171,8 @@ function bearer(value: string): string | undefined {
 }
 
 export function sha256(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
+  // One-shot hash (Node ≥ 20.12): no Hash object per call.
+  return hash('sha256', value, 'buffer');
 }
 
 /** A new random gateway key, recognisable by its prefix in leak scans. */

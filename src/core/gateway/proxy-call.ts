@@ -4,7 +4,7 @@ import type { Profile } from '../config/validate';
 import type { GatewayRuntime } from '../runtime';
 import { emptyUsage, tapFor, type UsageTap } from '../streams/usage';
 import type { CallInfo, CallOutcome, RouteName } from './call';
-import { pipeToClient, sendUpstream, type UpstreamRequest, type UpstreamResponse } from './forward';
+import { CallAbort, pipeToClient, sendUpstream, type UpstreamRequest, type UpstreamResponse } from './forward';
 import type { Authenticated } from './keys';
 
 /** Everything a route knows about a model call it is about to forward. */
@@ -25,7 +25,7 @@ export interface ProxyCallParams {
   canRefresh?: () => boolean;
   refresh?: () => void;
   /** Overrides the response handling (translation); by default the body is piped unchanged with a usage tap. */
-  respond?: (upstream: UpstreamResponse, abort: AbortController, headers: Record<string, string>) => Promise<{ outcome: CallOutcome['status']; firstByteMs?: number; tap?: UsageTap; error?: string }>;
+  respond?: (upstream: UpstreamResponse, abort: CallAbort, headers: Record<string, string>) => Promise<{ outcome: CallOutcome['status']; firstByteMs?: number; tap?: UsageTap; error?: string }>;
 }
 
 function header(request: FastifyRequest, name: string): string | undefined {
@@ -78,7 +78,7 @@ export async function proxyCall(p: ProxyCallParams): Promise<void> {
   const info = callInfo(p);
   const started = performance.now();
   const admission = p.runtime.admit(info);
-  const abort = new AbortController();
+  const abort = new CallAbort();
   const onClientGone = () => {
     if (!p.reply.raw.writableFinished) abort.abort();
   };
@@ -91,16 +91,16 @@ export async function proxyCall(p: ProxyCallParams): Promise<void> {
 
   let upstream: UpstreamResponse;
   try {
-    upstream = await sendUpstream(p.runtime.agent, await p.build(), abort.signal, p.profile.name);
+    upstream = await sendUpstream(p.runtime.agent, await p.build(), abort, p.profile.name);
     if (upstream.status === 401 && p.canRefresh?.()) {
       await upstream.body.dump().catch(() => undefined);
       p.refresh?.();
-      upstream = await sendUpstream(p.runtime.agent, await p.build(), abort.signal, p.profile.name);
+      upstream = await sendUpstream(p.runtime.agent, await p.build(), abort, p.profile.name);
     }
   } catch (err) {
     p.reply.raw.off('close', onClientGone);
     const e = err as { statusCode?: number; code?: string; message?: string; name?: string };
-    if (abort.signal.aborted) {
+    if (abort.aborted) {
       admission.settle(outcome({ status: 'client_aborted', httpStatus: 499, errorType: 'client_aborted' }));
     } else {
       admission.settle(outcome({ status: 'gateway_error', httpStatus: e.statusCode ?? 500, errorType: e.code, errorMessage: e.message }));

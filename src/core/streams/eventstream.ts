@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { crc32 } from 'node:zlib';
-import type { PipeResult, UpstreamResponse } from '../gateway/forward';
+import type { CallAbort, PipeResult, UpstreamResponse } from '../gateway/forward';
 import { UsageCollector, type UsageTap } from './usage';
 
 /** One decoded `application/vnd.amazon.eventstream` message. */
@@ -208,7 +208,7 @@ function sse(event: Record<string, unknown>): string {
 export function pipeBedrockAsSse(
   res: ServerResponse,
   upstream: UpstreamResponse,
-  abort: AbortController,
+  abort: CallAbort,
   extraHeaders: Record<string, string>,
   pingMs = PING_INTERVAL_MS,
 ): Promise<PipeResult & { tap: UsageTap }> {
@@ -305,7 +305,7 @@ export function pipeBedrockAsSse(
     body.on('error', (err: Error) => {
       if (done) return;
       res.destroy(err);
-      finish(abort.signal.aborted ? 'client_aborted' : 'upstream_cut', (err as { code?: string }).code ?? err.message);
+      finish(abort.aborted ? 'client_aborted' : 'upstream_cut', (err as { code?: string }).code ?? err.message);
     });
   });
 }

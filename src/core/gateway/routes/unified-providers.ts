@@ -9,7 +9,7 @@ import type { GatewayRuntime } from '../../runtime';
 import { pipeBedrockAsSse } from '../../streams/eventstream';
 import { JsonUsageTap, SseUsageTap, type UsageTap } from '../../streams/usage';
 import type { CallOutcome } from '../call';
-import { pipeToClient, responseHeaders, type UpstreamResponse } from '../forward';
+import { pipeToClient, responseHeaders, type CallAbort, type UpstreamResponse } from '../forward';
 import type { Authenticated } from '../keys';
 import { proxyCall } from '../proxy-call';
 import { registerBedrockRoutes } from './bedrock';
@@ -22,7 +22,7 @@ export function registerCloudRoutes(app: FastifyInstance, runtime: GatewayRuntim
   registerVertexRoutes(app, runtime, opts);
 }
 
-type Responder = (upstream: UpstreamResponse, abort: AbortController, headers: Record<string, string>) => Promise<{ outcome: CallOutcome['status']; firstByteMs?: number; tap?: UsageTap; error?: string }>;
+type Responder = (upstream: UpstreamResponse, abort: CallAbort, headers: Record<string, string>) => Promise<{ outcome: CallOutcome['status']; firstByteMs?: number; tap?: UsageTap; error?: string }>;
 
 /**
  * The unified endpoint (Anthropic format) for Bedrock and Vertex AI profiles: model ids mapped through the
@@ -99,7 +99,7 @@ export async function unifiedForProvider(
   await proxyCall({ runtime, request, reply, profile, route: 'unified', auth, requestedModel, upstreamModel, streaming, countTokens, build, respond });
 }
 
-async function pipeWithTap(res: ServerResponse, upstream: UpstreamResponse, abort: AbortController, extra: Record<string, string>, tap: UsageTap) {
+async function pipeWithTap(res: ServerResponse, upstream: UpstreamResponse, abort: CallAbort, extra: Record<string, string>, tap: UsageTap) {
   const piped = await pipeToClient(res, upstream, abort, (c) => tap.write(c), extra);
   tap.end();
   return { outcome: piped.outcome === 'complete' ? ('ok' as const) : piped.outcome, firstByteMs: piped.firstByteMs, tap, error: piped.error };
