@@ -171,6 +171,12 @@ export function pipeToClient(
         clearTimeout(headerTimer);
       }
       bytes += chunk.length;
+      // A stream's bytes go to the client before the tap reads them (time to first byte is what a user feels).
+      if (isStream) send(chunk);
+      else {
+        if (held) send(held);
+        held = chunk;
+      }
       if (tap) {
         try {
           tap(chunk);
@@ -178,9 +184,6 @@ export function pipeToClient(
           // The tap only observes; a parser bug must never break the byte pipe.
         }
       }
-      if (isStream) return send(chunk);
-      if (held) send(held);
-      held = chunk;
     });
     body.on('end', () => {
       clearTimeout(headerTimer);
