@@ -1,7 +1,7 @@
 // Where the gateway spends its CPU under load: runs dist/cli.js with --cpu-prof against bench/upstream.mjs,
 // drives 32 connections of 1 KB non-streaming calls for a few seconds, and prints self time by function and
 // by source (our files, each dependency, Node internals). Not a benchmark: a guide for what to optimise.
-// Usage: node bench/profile.mjs [--path /v1/messages] [--seconds 8] [--accounting off|none] (off: no budgets or rate limits,
+// Usage: node bench/profile.mjs [--path /v1/messages | /profiles/bedrock/bedrock/model/<id>/invoke] [--seconds 8] [--accounting off|none] (off: no budgets or rate limits,
 // the audit log stays on; none: the core with no accountant at all, as the bench's "accounting off") [--stream] [--top 40]
 // [--minimal] (the minimal Node pass-through instead, for comparison) [--perf] (also `perf record` the process:
 // then `perf report -i /tmp/ccgw-perf.data --no-children --sort sym`)
@@ -45,7 +45,10 @@ fs.writeFileSync(
   path.join(dir, 'config.json'),
   JSON.stringify({
     dataDir: dir,
-    profiles: [{ name: 'bench', provider: 'anthropic', apiKey: 'sk-bench-provider-key', baseUrl: up }],
+    profiles: [
+      { name: 'bench', provider: 'anthropic', apiKey: 'sk-bench-provider-key', baseUrl: up },
+      { name: 'bedrock', provider: 'bedrock', region: 'us-east-1', endpoint: up },
+    ],
     ...(accounting
       ? {
           budgets: ['global', 'key:local', 'profile:bench'].map((scope) => ({ scope, usd: 1e9, period: 'day' })),
@@ -67,7 +70,8 @@ else if (accountingArg === 'none') {
   entry = [bundle, path.join(dir, 'config.json')];
 }
 const perf = process.argv.includes('--perf');
-const gw = await start([...(perf ? ['--perf-basic-prof'] : []), '--cpu-prof', '--cpu-prof-dir', profDir, ...entry]);
+const awsEnv = { AWS_ACCESS_KEY_ID: 'AKIDBENCHEXAMPLE0000', AWS_SECRET_ACCESS_KEY: 'bench-secret-access-key', AWS_EC2_METADATA_DISABLED: 'true', AWS_PROFILE: '' };
+const gw = await start([...(perf ? ['--perf-basic-prof'] : []), '--cpu-prof', '--cpu-prof-dir', profDir, ...entry], awsEnv);
 // --perf: Linux perf samples on-CPU time only (kernel included), where the V8 profiler samples wall time, so
 // time spent preempted inside a syscall does not show up as that syscall's cost.
 const perfRecord = perf ? spawn('perf', ['record', '-F', '2000', '-g', '-o', path.join(os.tmpdir(), 'ccgw-perf.data'), '-p', String(gw.child.pid)], { stdio: 'ignore' }) : undefined;
