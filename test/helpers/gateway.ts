@@ -55,3 +55,18 @@ export async function startGateway(raw: Record<string, unknown>, opts: StartOpti
     },
   };
 }
+
+/** The URL a gateway CLI child prints on its first line ("listening on http://…"); rejects with its stderr if it exits first. */
+export function listeningUrl(child: import('node:child_process').ChildProcess): Promise<string> {
+  let stderr = '';
+  child.stderr?.on('data', (c) => (stderr += c));
+  return new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (c) => {
+      out += c;
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`gateway exited with ${code}: ${stderr}`)));
+  });
+}

@@ -2,6 +2,7 @@ import * as assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { listeningUrl } from '../helpers/gateway';
 import { MockGoogleOAuth } from '../helpers/mock-google';
 import { MockVertex } from '../helpers/mock-vertex';
 
@@ -48,17 +49,7 @@ describe('Vertex AI credentials: service-account key file (google-auth-library t
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let stderr = '';
-    child.stderr!.on('data', (c) => (stderr += c));
-    url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout!.on('data', (c) => {
-        out += c;
-        const m = /listening on (http:\/\/\S+)/.exec(out);
-        if (m) resolve(m[1]);
-      });
-      child.once('exit', (code) => reject(new Error(`gateway exited with ${code}: ${stderr}`)));
-    });
+    url = await listeningUrl(child);
   });
   after(async () => {
     if (child && child.exitCode === null) {

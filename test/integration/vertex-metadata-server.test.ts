@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import { AnthropicVertex } from '@anthropic-ai/vertex-sdk';
 import { OAuth2Client } from 'google-auth-library';
+import { listeningUrl } from '../helpers/gateway';
 import { auditCalls, until } from '../helpers/audit';
 import { MockMetadataServer } from '../helpers/mock-metadata';
 import { MockVertex } from '../helpers/mock-vertex';
@@ -52,18 +53,7 @@ async function startGatewayChild(dir: string, env: Record<string, string>, profi
     env: { PATH: process.env.PATH, HOME: dir, CLOUDSDK_CONFIG: path.join(dir, 'gcloud'), GW_TEST_KEY: KEY, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stderr = '';
-  child.stderr!.on('data', (c) => (stderr += c));
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (c) => {
-      out += c;
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    child.once('exit', (code) => reject(new Error(`gateway exited with ${code}: ${stderr}`)));
-  });
-  return { child, url };
+  return { child, url: await listeningUrl(child) };
 }
 
 for (const environment of ENVIRONMENTS) {
