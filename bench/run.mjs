@@ -1,7 +1,9 @@
 // npm run bench: the gateway against the direct path, a minimal Node pass-through and Portkey's gateway, in
 // one process tree, interleaved, against the same local upstream. Figures are differences and ratios against
 // the direct baseline of the same run (machines here are shared and noisy). Writes bench/results.json and
-// the table in bench/README.md. `--quick` runs fewer requests (for a smoke check, not for figures).
+// the table in bench/README.md. `--quick` runs fewer requests (for a smoke check, not for figures). `--runs N`
+// (default 5, 1 with --quick) repeats the latency and throughput measurements and reports each figure's median
+// over the runs, as the issue's peer figures were taken.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -20,9 +22,12 @@ const STREAMS = quick ? 100 : 500;
 const LOAD_MS = quick ? 2000 : 6000;
 const LEAK_REQUESTS = quick ? 40_000 : 200_000;
 const LEAK_MARK = 20_000;
+const runsArg = process.argv.indexOf('--runs');
+const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : quick ? 1 : 5;
 const CONNECTIONS = 32;
 const BLOCK = 25;
 const children = [];
+let underLoad = false;
 
 function startChild(args, opts = {}) {
   const child = spawn(process.execPath, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd ?? root });
@@ -211,9 +216,51 @@ async function main() {
   for (const fam of Object.values(families)) await sequential(fam.filter((t) => !t.name.startsWith('Portkey')), 200, SMALL, false);
   if (portkey) await sequential(families.anthropic.filter((t) => t.name.startsWith('Portkey')), 200, SMALL, false);
 
-  const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, quick, latency: [], throughput: {}, rssMb: {} };
+  const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, quick, runs: RUNS, latency: [], throughput: {}, rssMb: {} };
   const big = claudeCodeBody();
   const bodies = [['1 KB', SMALL], ...(big ? [[`${Math.round(big.length / 1024)} KB Claude Code request`, big]] : [])];
+  const rssSamples = [];
+  // RSS under load: sampled while the throughput targets are loaded.
+  const sampler = setInterval(() => underLoad && rssSamples.push(rssMb(gw.child.pid)), 250);
+  const pidOf = { [upstream.port]: upstream.child.pid, [minimal.port]: minimal.child.pid, [gw.port]: gw.child.pid, [gwOff.port]: gwOff.child.pid, ...(portkey ? { [portkey.port]: portkey.child.pid } : {}) };
+  const runs = [];
+  for (let run = 1; run <= RUNS; run++) {
+    console.error(`run ${run} of ${RUNS}`);
+    runs.push(await measure(families, bodies, pidOf));
+  }
+  clearInterval(sampler);
+  // Each figure: its median over the runs.
+  results.latency = runs[0].latency.map((row, i) => {
+    const out = { ...row };
+    for (const k of ['p50Ms', 'addedP50Ms', 'addedP99Ms', 'addedTtfbMs', 'addedLastByteMs']) out[k] = row[k] === null ? null : median(runs.map((r) => r.latency[i][k]));
+    return out;
+  });
+  results.throughput = Object.fromEntries(
+    Object.keys(runs[0].throughput).map((name) => [
+      name,
+      Object.fromEntries(['rps', 'percentOfDirect', 'percentOfMinimal', 'cpuUsPerRequest'].map((k) => [k, median(runs.map((r) => r.throughput[name][k]))])),
+    ]),
+  );
+
+  // Leak check: RSS after the first 20,000 requests and after all of them.
+  let rssAtMark;
+  const gwTarget = families.anthropic[2];
+  await load(gwTarget, { requests: LEAK_REQUESTS, onProgress: (n) => n === LEAK_MARK && (rssAtMark = rssMb(gw.child.pid)) });
+  const rssAfter = rssMb(gw.child.pid);
+  results.rssMb = { idle: rssIdle, peakUnderLoad: Math.max(...rssSamples), medianUnderLoad: median(rssSamples), after20k: rssAtMark, afterAll: rssAfter, requests: LEAK_REQUESTS, growthAfter20k: rssAfter - rssAtMark };
+
+  print(results);
+  fs.writeFileSync(path.join(here, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+  if (!quick) writeReadmeTable(results);
+  for (const t of all) await t.pool.close();
+  for (const c of children) c.kill('SIGTERM');
+  fs.rmSync(onDir, { recursive: true, force: true });
+  fs.rmSync(offDir, { recursive: true, force: true });
+}
+
+/** One run: sequential latency and streaming timings for every body and family, then throughput at 32 connections. */
+async function measure(families, bodies, pidOf) {
+  const results = { latency: [], throughput: {} };
   for (const [label, body] of bodies) {
     for (const [family, targets] of Object.entries(families)) {
       const lat = await sequential(targets, SEQUENTIAL, body, false);
@@ -237,11 +284,9 @@ async function main() {
     }
   }
 
-  const rssSamples = [];
-  const sampler = setInterval(() => rssSamples.push(rssMb(gw.child.pid)), 250);
   // CPU time the serving process spends per request is steadier than req/s on a shared machine.
-  const pidOf = { [upstream.port]: upstream.child.pid, [minimal.port]: minimal.child.pid, [gw.port]: gw.child.pid, [gwOff.port]: gwOff.child.pid, ...(portkey ? { [portkey.port]: portkey.child.pid } : {}) };
   const tput = {};
+  underLoad = true;
   const cpuPerRequest = {};
   for (const t of families.anthropic) {
     // A second of load first: the first target measured on a process otherwise pays for its heap growing.
@@ -253,27 +298,13 @@ async function main() {
     const requests = (tput[t.name] * (performance.now() - started)) / 1000;
     cpuPerRequest[t.name] = ((cpuMs(pid) - before) * 1000) / requests;
   }
-  clearInterval(sampler);
+  underLoad = false;
   const direct = tput.direct;
   const minimalRps = tput['minimal Node pass-through'];
   results.throughput = Object.fromEntries(
     Object.entries(tput).map(([name, rps]) => [name, { rps, percentOfDirect: (100 * rps) / direct, percentOfMinimal: (100 * rps) / minimalRps, cpuUsPerRequest: cpuPerRequest[name] }]),
   );
-
-  // Leak check: RSS after the first 20,000 requests and after all of them.
-  let rssAtMark;
-  const gwTarget = families.anthropic[2];
-  await load(gwTarget, { requests: LEAK_REQUESTS, onProgress: (n) => n === LEAK_MARK && (rssAtMark = rssMb(gw.child.pid)) });
-  const rssAfter = rssMb(gw.child.pid);
-  results.rssMb = { idle: rssIdle, peakUnderLoad: Math.max(...rssSamples), medianUnderLoad: median(rssSamples), after20k: rssAtMark, afterAll: rssAfter, requests: LEAK_REQUESTS, growthAfter20k: rssAfter - rssAtMark };
-
-  print(results);
-  fs.writeFileSync(path.join(here, 'results.json'), JSON.stringify(results, null, 2) + '\n');
-  if (!quick) writeReadmeTable(results);
-  for (const t of all) await t.pool.close();
-  for (const c of children) c.kill('SIGTERM');
-  fs.rmSync(onDir, { recursive: true, force: true });
-  fs.rmSync(offDir, { recursive: true, force: true });
+  return results;
 }
 
 function table(results) {
@@ -288,7 +319,7 @@ function table(results) {
 }
 
 function print(results) {
-  console.log(`\nClaude Code Gateway benchmark (${results.quick ? 'quick' : 'full'}; medians; "added" = target minus direct in the same run)\n`);
+  console.log(`\nClaude Code Gateway benchmark (${results.quick ? 'quick' : 'full'}; medians; "added" = target minus direct in the same run; each figure the median of ${results.runs} run(s))\n`);
   console.log(table(results));
 }
 
@@ -297,7 +328,7 @@ function writeReadmeTable(results) {
   const text = fs.readFileSync(file, 'utf8');
   const begin = '<!-- results:begin -->';
   const end = '<!-- results:end -->';
-  const body = `${begin}\nLast full run: ${results.date}, Node ${results.node}, ${results.cpus} CPUs.\n\n${table(results)}\n${end}`;
+  const body = `${begin}\nLast full run: ${results.date}, Node ${results.node}, ${results.cpus} CPUs; each figure is the median of ${results.runs} runs.\n\n${table(results)}\n${end}`;
   fs.writeFileSync(file, text.includes(begin) ? text.replace(new RegExp(`${begin}[\\s\\S]*${end}`), body) : `${text}\n${body}\n`);
 }
 
