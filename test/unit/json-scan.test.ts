@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { JsonScanError, scanJsonObject } from '../../src/core/gateway/json-scan';
+import { hasControlByte, JsonScanError, scanJsonObject } from '../../src/core/gateway/json-scan';
 
 const KEYS = ['model', 'stream', 'max_tokens', 'a'];
 
@@ -84,5 +84,20 @@ describe('scanJsonObject (validating scan of unified-endpoint bodies)', () => {
       }
     }
     assert.ok(checked > 50);
+  });
+});
+
+describe('hasControlByte (four bytes at a time)', () => {
+  it('agrees with a byte-by-byte check on any bytes at any alignment', () => {
+    const byte = fc.oneof(fc.integer({ min: 0, max: 0x21 }), fc.integer({ min: 0, max: 255 }), fc.constantFrom(0x20, 0x1f, 0x80, 0x9f, 0xff));
+    fc.assert(
+      fc.property(fc.array(byte, { maxLength: 40 }), fc.integer({ min: 0, max: 7 }), (bytes, offset) => {
+        const backing = Buffer.alloc(bytes.length + 8, 0x41);
+        const buf = backing.subarray(offset, offset + bytes.length);
+        buf.set(bytes);
+        assert.equal(hasControlByte(buf), bytes.some((b) => b < 0x20));
+      }),
+      { numRuns: 5000 },
+    );
   });
 });
