@@ -5,6 +5,7 @@ import { serve, UsageError } from './cli/serve';
 import { tokenCommand } from './cli/token-command';
 import { usageCommand } from './cli/usage-command';
 import { auditVerifyCommand } from './cli/audit-command';
+import { budgetListCommand, budgetOverrideCommand } from './cli/budget-command';
 import { VERSION } from './cli/version';
 
 /** The standalone command line: the same gateway as the extension, without VS Code. */
@@ -12,7 +13,9 @@ function program(): Command {
   const cli = new Command('claude-code-gateway')
     .description('A local gateway between Claude Code and Anthropic, Amazon Bedrock, Google Vertex AI and LiteLLM.')
     .version(VERSION, '-v, --version')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // Set before the commands are added so they inherit it: their command-line mistakes exit 2 too (see main).
+    .exitOverride();
 
   const configOption = ['-c, --config <file>', 'config file (default: $CLAUDE_CODE_GATEWAY_CONFIG, else ~/.claude-code-gateway/config.json)'] as const;
 
@@ -59,6 +62,30 @@ function program(): Command {
       process.stdout.write(usageCommand(opts) + '\n');
     });
 
+  // `budget` and `budget override` talk to a running gateway. The connection options are budget's, read by override
+  // too (commander gives an option to the parent wherever it appears, so `budget override … --config F` works).
+  const budget = cli
+    .command('budget')
+    .description("list the running gateway's budgets: limit, spend, reservations, reset time, overrides (UTC)")
+    .option(...configOption)
+    .option('--url <url>', 'address of the running gateway (default: "listen" in the config)')
+    .option('--key <id>', 'key to act as (default: the first admin key of the config, or the generated one)')
+    .option('--json', 'print the JSON the gateway answers')
+    .action(async (opts) => {
+      process.stdout.write((await budgetListCommand(opts)) + '\n');
+    });
+  budget
+    .command('override')
+    .description('raise or lower a budget on the running gateway until cleared (admin key; recorded in the audit log)')
+    .argument('<scope>', 'global, key:<id>, team:<name>, project:<name> or profile:<name>')
+    .argument('[usd]', 'the new limit in USD')
+    .option('--period <period>', 'day, week or month (needed when the scope has more than one budget)')
+    .option('--clear', 'remove the override: the configured limit applies again')
+    .configureHelp({ showGlobalOptions: true })
+    .action(async (scope: string, usd: string | undefined, _opts, command: Command) => {
+      process.stdout.write((await budgetOverrideCommand(scope, usd, command.optsWithGlobals())) + '\n');
+    });
+
   const audit = cli.command('audit').description('the hash-chained audit log');
   audit
     .command('verify')
@@ -76,7 +103,7 @@ function program(): Command {
 }
 
 async function main(argv: string[]): Promise<void> {
-  const cli = program().exitOverride();
+  const cli = program();
   try {
     await cli.parseAsync(argv);
   } catch (err) {

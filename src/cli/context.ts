@@ -29,11 +29,18 @@ export function cliKeyRing(config: GatewayConfig, opts: { createLocalKey: boolea
   return ring;
 }
 
-/** How to invoke this CLI again from a shell (for `$(… token …)` references). */
-export function selfCommand(ctx: CliContext): string {
+/** How to run one of this CLI's commands again from a shell (for `$(… token …)` references and hints). */
+export function selfCommand(ctx: CliContext, command: string): string {
   const script = process.argv[1] ?? 'claude-code-gateway';
   const base = path.basename(script) === 'claude-code-gateway' ? 'claude-code-gateway' : `node ${shellWord(path.resolve(script))}`;
-  return ctx.isDefaultLocation ? base : `${base} --config ${shellWord(ctx.file)}`;
+  // --config belongs to each command, so it goes after the command's name.
+  return ctx.isDefaultLocation ? `${base} ${command}` : `${base} ${command} --config ${shellWord(ctx.file)}`;
+}
+
+/** The URL a local client reaches the gateway of this config at (`listen`, with a wildcard host read as loopback). */
+export function localGatewayUrl(config: GatewayConfig): string {
+  const host = config.listen.host === '0.0.0.0' || config.listen.host === '::' ? '127.0.0.1' : config.listen.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${config.listen.port}`;
 }
 
 function shellWord(s: string): string {
@@ -54,5 +61,5 @@ export function keyReferenceFor(ctx: CliContext, keyId?: string): { ref: KeyRefe
   if (!key) throw new Error(keyId ? `no key with id "${keyId}" in ${ctx.file}` : `every key in ${ctx.file} is revoked`);
   const variable = envReferenceOf(key.key);
   if (variable) return { ref: { envVar: variable }, id: key.id };
-  return { ref: { command: `${selfCommand(ctx)} token --key ${key.id}` }, id: key.id };
+  return { ref: { command: selfCommand(ctx, `token --key ${key.id}`) }, id: key.id };
 }

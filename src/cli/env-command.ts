@@ -1,6 +1,6 @@
 import { claudeCodeEnv, formatEnv, type Shell } from '../core/env';
 import { readOrCreateLocalKey } from '../core/gateway/local-secrets';
-import { keyReferenceFor, loadCliConfig } from './context';
+import { keyReferenceFor, loadCliConfig, localGatewayUrl } from './context';
 import { UsageError } from './serve';
 
 export interface EnvOptions {
@@ -24,8 +24,7 @@ export function envCommand(opts: EnvOptions): string {
   if (!profile) throw new UsageError(`--profile: no profile named "${name}" (profiles: ${config.profiles.map((p) => p.name).join(', ')})`);
   const { ref, id } = keyReferenceFor(ctx, opts.key);
   const keyPin = config.keys.find((k) => k.id === id)?.profile;
-  const host = config.listen.host === '0.0.0.0' || config.listen.host === '::' ? '127.0.0.1' : config.listen.host;
-  const gatewayUrl = `http://${host.includes(':') ? `[${host}]` : host}:${config.listen.port}`;
+  const gatewayUrl = localGatewayUrl(config);
   // A profile other than the one the key resolves to is reached through /profiles/<name>/.
   const env = claudeCodeEnv({ gatewayUrl, profile, pinInPath: name !== (keyPin ?? config.activeProfile) });
   if (opts.revealKey) {

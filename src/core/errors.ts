@@ -54,6 +54,7 @@ export const Errors = {
   UpstreamUnreachable: define('CCGW_UPSTREAM_UNREACHABLE', 'api_error', 502, 'Could not reach the upstream of profile "%s" (%s): %s.'),
   UpstreamTimeout: define('CCGW_UPSTREAM_TIMEOUT', 'api_error', 504, 'The upstream of profile "%s" (%s) did not answer in time: %s.'),
   Unavailable: define('CCGW_UNAVAILABLE', 'api_error', 503, '%s', { retry: false }),
+  UnknownBudget: define('CCGW_UNKNOWN_BUDGET', 'not_found_error', 404, '%s', { retry: false }),
   BudgetExceeded: define('CCGW_BUDGET_EXCEEDED', 'billing_error', 429, '%s', { retry: false }),
   RateLimited: define('CCGW_RATE_LIMITED', 'rate_limit_error', 429, '%s'),
   AuditUnavailable: define('CCGW_AUDIT_UNAVAILABLE', 'api_error', 503, '%s'),

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Agent, Dispatcher } from 'undici';
 import { Accounting } from './accounting/accountant';
 import type { BudgetStatus } from './accounting/budgets';
+import type { Period } from './accounting/windows';
 import type { GatewayConfig, Profile } from './config/validate';
 import { ApiKeyResolver, type SecretSource } from './credentials/api-keys';
 import { Emitter, type Disposable, type Event } from './events';
@@ -151,6 +152,11 @@ export class GatewayRuntime implements Disposable {
   /** Every budget's state now (empty without budgets). */
   budgets(): BudgetStatus[] {
     return this.accountant.budgets?.() ?? [];
+  }
+
+  /** Overrides one budget's limit, or clears the override with `usd` undefined; audited as done by key `by`. False when the accountant has no such budget. */
+  overrideBudget(scope: string, period: Period, usd: number | undefined, by: string): boolean {
+    return this.accountant.overrideBudget?.(scope, period, usd, by) ?? false;
   }
 
   private indexProfiles(): void {

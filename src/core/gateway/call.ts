@@ -1,5 +1,6 @@
 import type { ProviderName } from '../config/schema';
 import type { BudgetStatus } from '../accounting/budgets';
+import type { Period } from '../accounting/windows';
 import type { Usage } from '../streams/usage';
 import type { GatewayKey } from './keys';
 
@@ -116,6 +117,8 @@ export interface Accountant {
   health?(): Record<string, unknown>;
   /** Every budget's state now. */
   budgets?(): BudgetStatus[];
+  /** Overrides one budget's limit (`usd` undefined clears it), recorded in the audit log as done by `by`; false when no such budget exists. */
+  overrideBudget?(scope: string, period: Period, usd: number | undefined, by?: string): boolean;
   /** Prometheus text for /metrics. */
   metrics?(): Promise<string>;
   /** Records the stop event and closes the audit log. */

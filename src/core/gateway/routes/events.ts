@@ -32,7 +32,8 @@ function requireOwned(runtime: GatewayRuntime, id: string, caller: string): void
   }
 }
 
-function jsonBody<T>(request: FastifyRequest): T {
+/** The request's JSON body (bodies arrive as bytes: see the content-type parser in build.ts). */
+export function jsonBody<T>(request: FastifyRequest): T {
   const raw = request.body;
   try {
     return JSON.parse(Buffer.isBuffer(raw) ? raw.toString('utf8') : String(raw ?? '{}')) as T;
