@@ -139,12 +139,12 @@ export class GatewayRuntime implements Disposable {
     this._onDidSettleCall.fire(call);
   }
 
-  /** Publishes budget state to listeners (used by accountants). */
   /** Someone listens to budget changes (computing every budget's state per call is wasted otherwise). */
   get budgetsWatched(): boolean {
     return this._onDidChangeBudgets.hasListeners;
   }
 
+  /** Publishes budget state to listeners (used by accountants). */
   publishBudgets(budgets: BudgetStatus[]): void {
     this._onDidChangeBudgets.fire(budgets);
   }

@@ -15,6 +15,8 @@ const KEYED: Array<{ method: string; path: string; body?: string }> = [
   { method: 'POST', path: '/vertex_ai/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5:rawPredict', body: messagesBody() },
   { method: 'GET', path: '/usage' },
   { method: 'GET', path: '/metrics' },
+  { method: 'GET', path: '/budgets' },
+  { method: 'POST', path: '/budgets/override', body: JSON.stringify({ scope: 'global', period: 'day', usd: 1000 }) },
   { method: 'GET', path: '/events' },
   { method: 'PUT', path: '/control/keys/intruder', body: JSON.stringify({ key: 'intruder-key-0123456789abcdef' }) },
   { method: 'POST', path: '/control/tokens', body: JSON.stringify({ keyId: 'test' }) },

@@ -87,8 +87,53 @@ describe('BudgetLedger', () => {
     assert.equal(l.statuses(now)[0].spentUsd, 0);
     l.record(scopes, 1, now);
     assert.ok(isRefusal(l.reserve(scopes, 0, now)));
-    assert.ok(l.override('key:k1', 'week', 3, [{ scope: 'key:k1', usd: 1, period: 'week' }]));
+    assert.ok(l.override('key:k1', 'week', 3, now));
     assert.ok(!isRefusal(l.reserve(scopes, 0, now)));
+  });
+
+  it("an override holds for the budget's current window, survives a config reload, and ends with the window", () => {
+    const day = [{ scope: 'key:k1', usd: 1, period: 'day' as const }];
+    const l = new BudgetLedger(day, now);
+    l.record(scopes, 1, now);
+    assert.ok(isRefusal(l.reserve(scopes, 0, now)), 'the day budget is spent');
+    assert.ok(l.override('key:k1', 'day', 5, now));
+    assert.deepEqual(
+      (({ usd, overridden }) => ({ usd, overridden }))(l.statuses(now)[0]),
+      { usd: 5, overridden: true },
+    );
+    l.configure(day, now + 1000);
+    assert.equal(l.statuses(now + 1000)[0].usd, 5, 'a config reload keeps the override');
+    assert.ok(!isRefusal(l.reserve(scopes, 0, now + 1000)));
+    const tomorrow = windowAt('day', now).end + 1000;
+    const s = l.statuses(tomorrow)[0];
+    assert.equal(s.usd, 1, 'the next day has the configured limit again');
+    assert.equal(s.overridden, undefined);
+    l.configure(day, tomorrow);
+    assert.equal(l.statuses(tomorrow)[0].usd, 1, 'a reload after the window does not bring it back');
+  });
+
+  it("replaying the log at start: yesterday's override of a day budget does not apply today; today's does", () => {
+    const cfg = [
+      { scope: 'key:k1', usd: 1, period: 'day' as const },
+      { scope: 'key:k1', usd: 10, period: 'month' as const },
+    ];
+    const l = new BudgetLedger(cfg, now);
+    const yesterday = windowAt('day', now).start - 3600_000;
+    assert.ok(l.override('key:k1', 'day', 7, yesterday));
+    assert.equal(l.statuses(now).find((b) => b.period === 'day')!.usd, 1);
+    assert.ok(l.override('key:k1', 'month', 20, yesterday), 'the month window still runs');
+    assert.equal(l.statuses(now).find((b) => b.period === 'month')!.usd, 20);
+    assert.ok(l.override('key:k1', 'day', 3, now - 1000));
+    assert.equal(l.statuses(now).find((b) => b.period === 'day')!.usd, 3);
+  });
+
+  it('an override of a budget that is not configured is refused and not kept for later', () => {
+    const l = new BudgetLedger([{ scope: 'global', usd: 1, period: 'day' }], now);
+    assert.equal(l.override('team:red', 'day', 50, now), false);
+    l.configure([{ scope: 'global', usd: 1, period: 'day' }, { scope: 'team:red', usd: 2, period: 'day' }], now);
+    const red = l.statuses(now).find((b) => b.scope === 'team:red')!;
+    assert.equal(red.usd, 2);
+    assert.equal(red.overridden, undefined);
   });
 
   it('formats amounts in cents, or with enough digits below a cent', () => {

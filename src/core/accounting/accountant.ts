@@ -174,9 +174,9 @@ export class Accounting implements Accountant, Disposable {
     };
   }
 
-  /** Overrides one budget's limit until config reload (or clears the override); recorded in the audit log. */
+  /** Overrides one budget's limit for its current window (or clears the override); recorded in the audit log. */
   overrideBudget(scope: string, period: Period, usd: number | undefined, by?: string): boolean {
-    const ok = this.ledger.override(scope, period, usd, this.runtime.config.budgets);
+    const ok = this.ledger.override(scope, period, usd);
     if (ok) {
       this.audit.append('budget_override', { scope, period, usd: usd ?? null, by });
       this.runtime.publishBudgets(this.ledger.statuses());

@@ -33,6 +33,8 @@ interface LedgerEntry {
   scope: string;
   period: Period;
   usd: number;
+  /** The limit the config gives (what `usd` returns to when an override ends). */
+  configuredUsd: number;
   overridden: boolean;
   window: Window;
   spent: number;
@@ -48,7 +50,8 @@ interface LedgerEntry {
 export class BudgetLedger {
   private entries: LedgerEntry[] = [];
   private byScope = new Map<string, LedgerEntry[]>();
-  private overrides = new Map<string, number>();
+  /** Overrides by `scope|period`: a limit for the budget's window that ends at `windowEnd`. */
+  private overrides = new Map<string, { usd: number; windowEnd: number }>();
 
   constructor(budgets: BudgetConfig[], now = Date.now()) {
     this.configure(budgets, now);
@@ -60,13 +63,19 @@ export class BudgetLedger {
     this.entries = budgets.map((b) => {
       const id = `${b.scope}|${b.period}`;
       const prev = old.get(id);
-      const override = this.overrides.get(id);
+      const window = prev?.window ?? windowAt(b.period, now);
+      let override = this.overrides.get(id);
+      if (override && override.windowEnd !== window.end) {
+        this.overrides.delete(id);
+        override = undefined;
+      }
       return {
         scope: b.scope,
         period: b.period,
-        usd: override ?? b.usd,
+        usd: override?.usd ?? b.usd,
+        configuredUsd: b.usd,
         overridden: override !== undefined,
-        window: prev?.window ?? windowAt(b.period, now),
+        window,
         spent: prev?.spent ?? 0,
         reserved: prev?.reserved ?? 0,
       };
@@ -74,19 +83,24 @@ export class BudgetLedger {
     this.index();
   }
 
-  /** Sets (or with `usd` undefined, clears) an override of one budget's limit. Returns false when no such budget exists. */
-  override(scope: string, period: Period, usd: number | undefined, configured: BudgetConfig[]): boolean {
-    const id = `${scope}|${period}`;
-    const base = configured.find((b) => b.scope === scope && b.period === period);
-    if (usd === undefined) this.overrides.delete(id);
-    else this.overrides.set(id, usd);
+  /**
+   * Sets (or with `usd` undefined, clears) the limit of one budget for its window at `at` (a day budget's override
+   * holds until midnight UTC, then the configured limit applies again). Config reloads keep it. Returns false
+   * when no such budget is configured (nothing is kept). An override of a window already over (replayed from the
+   * audit log at start) changes nothing.
+   */
+  override(scope: string, period: Period, usd: number | undefined, at = Date.now()): boolean {
     const e = this.entries.find((x) => x.scope === scope && x.period === period);
-    if (e) {
-      e.usd = usd ?? base?.usd ?? e.usd;
-      e.overridden = usd !== undefined;
-      return true;
-    }
-    return false;
+    if (!e) return false;
+    this.roll(e, at);
+    const windowEnd = windowAt(period, at).end;
+    if (windowEnd <= e.window.start) return true;
+    const id = `${scope}|${period}`;
+    if (usd === undefined) this.overrides.delete(id);
+    else this.overrides.set(id, { usd, windowEnd });
+    e.usd = usd ?? e.configuredUsd;
+    e.overridden = usd !== undefined;
+    return true;
   }
 
   get size(): number {
@@ -142,6 +156,12 @@ export class BudgetLedger {
     e.window = windowAt(e.period, now);
     // Reservations of calls in flight carry over; their cost lands in the window they settle in.
     e.spent = 0;
+    if (e.overridden) {
+      // An override was for the window that just ended.
+      this.overrides.delete(`${e.scope}|${e.period}`);
+      e.usd = e.configuredUsd;
+      e.overridden = false;
+    }
   }
 
   private status(e: LedgerEntry): BudgetStatus {

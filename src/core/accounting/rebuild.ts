@@ -38,7 +38,7 @@ export function rebuildLedger(dir: string, ledger: BudgetLedger, budgets: Budget
     const at = Date.parse(r.t as string);
     if (at < from) return;
     if (r.type === 'budget_override') {
-      ledger.override(String(r.scope), r.period as Period, typeof r.usd === 'number' ? r.usd : undefined, budgets);
+      ledger.override(String(r.scope), r.period as Period, typeof r.usd === 'number' ? r.usd : undefined, at);
       return;
     }
     const cost = r.costUsd as number;
