@@ -26,7 +26,7 @@ const top = Number(arg('top', '40'));
 const streaming = process.argv.includes('--stream');
 
 function start(args, env = {}) {
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'], cwd: os.tmpdir() });
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (c) => {
