@@ -49,6 +49,8 @@ export class AuditLog {
   private recovered = false;
   private lock?: AuditLock;
   private pending: PendingRecord[] = [];
+  private lastNow = NaN;
+  private lastIso = '';
   /** Records lost for good: more than MAX_PENDING_RECORDS waited for the log, or some still waited at close. */
   dropped = 0;
   readonly recovery: AuditRecovery = { lastSeq: 0, unclean: false };
@@ -96,9 +98,9 @@ export class AuditLog {
   }
 
   private write(type: string, fields: Record<string, unknown>, now: number): boolean {
-    const t = new Date(now).toISOString();
-    const record = { seq: this.seq + 1, t, type, ...fields };
-    const { line, hash } = seal(record, this.prev);
+    const t = this.isoTime(now);
+    // A spread into this small literal stays on V8's fast path (a for-in copy is 2.5x slower, and so is its JSON).
+    const { line, hash } = seal({ seq: this.seq + 1, t, type, ...fields }, this.prev);
     try {
       if (!this.recovered || !this.lock) throw Object.assign(new Error('the log could not be opened at start'), { code: this._failure?.code });
       const date = t.slice(0, 10);
@@ -118,6 +120,15 @@ export class AuditLog {
     this.seq++;
     this.prev = hash;
     return true;
+  }
+
+  /** `now` as an ISO string; several records a millisecond under load share one. */
+  private isoTime(now: number): string {
+    if (now !== this.lastNow) {
+      this.lastNow = now;
+      this.lastIso = new Date(now).toISOString();
+    }
+    return this.lastIso;
   }
 
   /** Writes the records that waited, oldest first; false (with `failure` set) at the first that still cannot be. */
