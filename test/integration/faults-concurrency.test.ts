@@ -32,7 +32,6 @@ function rssMb(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /**
  * 500 clients streaming at once through an out-of-process gateway (dist/cli.js, accounting on) for
@@ -126,10 +125,15 @@ describe('faults: 500 concurrent streaming clients', function () {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
     const recorded = auditCalls(path.join(home, 'data', 'audit'));
+    // RSS under this load is a sawtooth (it climbs ~6 MB/s to 200-250 MB, then a major GC drops it to ~160), so a
+    // median over a few seconds says where the tooth was. A leak raises the floor the collector gets back to: after
+    // a quarter of warm-up, compare the lowest RSS of the first and second half of the rest (~22 s apart, each
+    // with a collection in it). 30 MB between them catches a leak of 1.4 MB/s, as the medians did at 40 MB.
     const q = Math.max(1, Math.floor(rss.length / 4));
-    const warm = median(rss.slice(q, 2 * q));
-    const last = median(rss.slice(-q));
-    const figures = { seconds: SECONDS, clients: CLIENTS, completed, errors: errors.length, inFlightPeak, rssPeakMb: Math.round(Math.max(...rss)), rssWarmMb: Math.round(warm), rssLastQuarterMb: Math.round(last) };
+    const rest = rss.slice(q);
+    const warm = Math.min(...rest.slice(0, Math.floor(rest.length / 2)));
+    const last = Math.min(...rest.slice(Math.floor(rest.length / 2)));
+    const figures = { seconds: SECONDS, clients: CLIENTS, completed, errors: errors.length, inFlightPeak, rssPeakMb: Math.round(Math.max(...rss)), rssFloorFirstHalfMb: Math.round(warm), rssFloorSecondHalfMb: Math.round(last), rssMbBySecond: rss.map(Math.round).join(" ") };
     console.log(`      ${JSON.stringify(figures)}`);
     assert.deepEqual(errors.slice(0, 5), [], `${errors.length} error(s)`);
     assert.equal(inFlightPeak, CLIENTS, 'all clients were streaming at once');
@@ -137,6 +141,6 @@ describe('faults: 500 concurrent streaming clients', function () {
     assert.equal(recorded.length, completed, 'every call is in the audit log');
     assert.ok(recorded.every((r) => r.status === 'ok' && (r.usage as { output: number }).output === 7));
     assert.ok(Math.max(...rss) < 400, `RSS peaked at ${Math.max(...rss)} MB`);
-    assert.ok(last - warm < 40, `RSS grew from ${warm} MB to ${last} MB under steady load`);
+    assert.ok(last - warm < 30, `the RSS floor rose from ${warm} MB to ${last} MB under steady load`);
   });
 });
