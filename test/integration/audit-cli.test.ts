@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { allText, auditCalls, auditFiles, readAudit, until } from '../helpers/audit';
-import { startGateway } from '../helpers/gateway';
+import { listeningUrl, startGateway } from '../helpers/gateway';
 import { MockAnthropic } from '../helpers/mock-anthropic';
 
 const CLI = path.resolve(__dirname, '../../dist/cli.js');
@@ -132,17 +132,10 @@ describe('audit log: verify with the bundled CLI (dist/cli.js)', function () {
       }),
     );
     const env = { PATH: process.env.PATH ?? '', KILL_PROVIDER_KEY: PROVIDER_KEY, KILL_GATEWAY_KEY: gatewayKey };
-    const start = () =>
-      new Promise<{ child: ReturnType<typeof spawn>; url: string }>((resolve, reject) => {
-        const child = spawn(process.execPath, [CLI, 'serve', '-c', config], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        child.stdout!.on('data', (c) => {
-          out += c;
-          const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-          if (m) resolve({ child, url: m[1] });
-        });
-        child.on('exit', (code) => reject(new Error(`serve exited ${code}`)));
-      });
+    const start = async () => {
+      const child = spawn(process.execPath, [CLI, 'serve', '-c', config], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      return { child, url: await listeningUrl(child) };
+    };
     const auditDir = path.join(home, 'data', 'audit');
     const call = (url: string, stream: boolean) =>
       fetch(`${url}/anthropic/v1/messages`, { method: 'POST', headers: { 'x-api-key': gatewayKey, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'claude-opus-4-8', max_tokens: 5, stream, messages: [] }) })

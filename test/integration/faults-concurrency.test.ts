@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Agent } from 'undici';
+import { listeningUrl } from '../helpers/gateway';
 import { auditCalls } from '../helpers/audit';
 
 const CLI = path.resolve(__dirname, '../../dist/cli.js');
@@ -72,15 +73,7 @@ describe('faults: 500 concurrent streaming clients', function () {
       }),
     );
     child = spawn(process.execPath, [CLI, 'serve', '-c', config, '--port', '0'], { env: { PATH: process.env.PATH ?? '', HOME: home }, stdio: ['ignore', 'pipe', 'inherit'] });
-    url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout!.on('data', (c) => {
-        out += c;
-        const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-        if (m) resolve(m[1]);
-      });
-      child.once('exit', (code) => reject(new Error(`serve exited ${code}`)));
-    });
+    url = await listeningUrl(child);
   });
   after(async () => {
     if (child.exitCode === null) {

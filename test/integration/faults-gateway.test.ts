@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { auditCalls, readAudit, until } from '../helpers/audit';
-import { startGateway, type TestGateway } from '../helpers/gateway';
+import { listeningUrl, startGateway, type TestGateway } from '../helpers/gateway';
 import { MockAnthropic } from '../helpers/mock-anthropic';
 
 const CLI = path.resolve(__dirname, '../../dist/cli.js');
@@ -125,17 +125,10 @@ describe('faults: the gateway itself', function () {
         budgets: [{ scope: 'global', usd: 0.01, period: 'day' }],
       }),
     );
-    const start = () =>
-      new Promise<{ child: ReturnType<typeof spawn>; url: string }>((resolve, reject) => {
-        const child = spawn(process.execPath, [CLI, 'serve', '-c', config, '--port', '0'], { env: { PATH: process.env.PATH ?? '', HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        child.stdout!.on('data', (c) => {
-          out += c;
-          const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-          if (m) resolve({ child, url: m[1] });
-        });
-        child.on('exit', (code) => reject(new Error(`serve exited ${code}`)));
-      });
+    const start = async () => {
+      const child = spawn(process.execPath, [CLI, 'serve', '-c', config, '--port', '0'], { env: { PATH: process.env.PATH ?? '', HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+      return { child, url: await listeningUrl(child) };
+    };
     const send = (url: string, stream: boolean) =>
       fetch(`${url}/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${key}` }, body: JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 5, stream, messages: [] }) }).then(
         async (r) => ({ status: r.status, body: await r.text().catch(() => 'cut') }),
