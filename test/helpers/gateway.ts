@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -57,7 +58,7 @@ export async function startGateway(raw: Record<string, unknown>, opts: StartOpti
 }
 
 /** The URL a gateway CLI child prints on its first line ("listening on http://…"); rejects with its stderr if it exits first. */
-export function listeningUrl(child: import('node:child_process').ChildProcess): Promise<string> {
+export function listeningUrl(child: ChildProcess): Promise<string> {
   let stderr = '';
   child.stderr?.on('data', (c) => (stderr += c));
   return new Promise<string>((resolve, reject) => {
@@ -68,5 +69,34 @@ export function listeningUrl(child: import('node:child_process').ChildProcess): 
       if (m) resolve(m[1]);
     });
     child.once('exit', (code) => reject(new Error(`gateway exited with ${code}: ${stderr}`)));
+  });
+}
+
+/** A gateway `serve` command running in a child process. */
+export interface ServedChild {
+  child: ChildProcess;
+  url: string;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+/**
+ * Runs a command that serves the gateway (`node dist/cli.js serve …`, or a command line the CLI printed) and
+ * resolves once stdout has the address line first and the environment lines after it.
+ */
+export function startServing(command: string, args: string[], env: Record<string, string | undefined>): Promise<ServedChild> {
+  const child = spawn(command, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  child.stderr!.on('data', (c) => (err += c));
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (c) => {
+      out += c;
+      const m = /^Claude Code Gateway listening on (http:\/\/127\.0\.0\.1:\d+)$/.exec(out.split('\n')[0]);
+      if (m && out.endsWith('\n') && out.split('\n').length > 3) resolve({ child, url: m[1], stdout: () => out, stderr: () => err, exited });
+    });
+    void exited.then((code) => reject(new Error(`the gateway exited with ${code}: ${err}`)));
   });
 }

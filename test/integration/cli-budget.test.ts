@@ -1,11 +1,12 @@
 import * as assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BudgetStatus } from '../../src/core/accounting/budgets';
 import { readAudit } from '../helpers/audit';
+import { startServing, type ServedChild } from '../helpers/gateway';
 import { MockAnthropic } from '../helpers/mock-anthropic';
 
 const CLI = path.resolve(__dirname, '../../dist/cli.js');
@@ -28,26 +29,7 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-interface Served {
-  child: ChildProcess;
-  exited: Promise<number | null>;
-}
-
-/** Starts a command that serves the gateway and resolves once it has printed its address and environment. */
-function startServing(command: string, args: string[], env: Record<string, string>): Promise<Served> {
-  const child = spawn(command, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  child.stderr!.on('data', (c) => (err += c));
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (c) => {
-      out += c;
-      if (/^Claude Code Gateway listening on http:\/\/127\.0\.0\.1:\d+\n/.test(out) && out.split('\n').length > 3) resolve({ child, exited });
-    });
-    void exited.then((code) => reject(new Error(`the gateway exited with ${code}: ${err}`)));
-  });
-}
+type Served = ServedChild;
 
 async function stopServing(s: Served): Promise<void> {
   s.child.kill('SIGTERM');

@@ -1,8 +1,9 @@
 import * as assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { startServing } from '../helpers/gateway';
 import { MockAnthropic } from '../helpers/mock-anthropic';
 
 const CLI = path.resolve(__dirname, '../../dist/cli.js');
@@ -21,31 +22,8 @@ function runCli(args: string[], env: Record<string, string> = {}) {
   return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env }, timeout: 20_000 });
 }
 
-interface Served {
-  child: ChildProcess;
-  url: string;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
 /** Starts `serve` and resolves once the first stdout line announces the address. */
-function serve(args: string[], env: Record<string, string>): Promise<Served> {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  child.stderr!.on('data', (c) => (err += c));
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (c) => {
-      out += c;
-      const first = out.split('\n')[0];
-      const m = /^Claude Code Gateway listening on (http:\/\/127\.0\.0\.1:\d+)$/.exec(first);
-      if (m && out.endsWith('\n') && out.split('\n').length > 3) resolve({ child, url: m[1], stdout: () => out, stderr: () => err, exited });
-    });
-    void exited.then((code) => reject(new Error(`serve exited with ${code}: ${err}`)));
-  });
-}
+const serve = (args: string[], env: Record<string, string | undefined>) => startServing(process.execPath, [CLI, 'serve', ...args], env);
 
 describe('the claude-code-gateway CLI (bundled dist/cli.js)', function () {
   this.timeout(30_000);

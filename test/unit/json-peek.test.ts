@@ -1,7 +1,6 @@
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { peekTopLevel } from '../../src/core/gateway/json-peek';
+import { capturedBodies } from '../helpers/traffic';
 
 describe('peekTopLevel', () => {
   it('reads top-level scalars and ignores nested keys of the same name', () => {
@@ -17,19 +16,13 @@ describe('peekTopLevel', () => {
   });
 
   it('agrees with JSON.parse on every captured Claude Code request', () => {
-    const dir = path.resolve(__dirname, '../../../shared/claude-code-traffic');
-    if (!fs.existsSync(dir)) return;
+    const captured = capturedBodies();
+    if (!captured.length) return;
     let checked = 0;
-    for (const file of ['anthropic.jsonl', 'bedrock.jsonl', 'vertex.jsonl']) {
-      for (const line of fs.readFileSync(path.join(dir, file), 'utf8').split('\n')) {
-        if (!line) continue;
-        const rec = JSON.parse(line) as { body: Record<string, unknown> | null };
-        if (!rec.body) continue;
-        const buf = Buffer.from(JSON.stringify(rec.body));
-        const peek = peekTopLevel(buf, ['model', 'stream', 'max_tokens']);
-        for (const k of ['model', 'stream', 'max_tokens'] as const) assert.deepEqual(peek?.[k], rec.body[k], `${file}: ${k}`);
-        checked++;
-      }
+    for (const { file, body } of captured) {
+      const peek = peekTopLevel(Buffer.from(JSON.stringify(body)), ['model', 'stream', 'max_tokens']);
+      for (const k of ['model', 'stream', 'max_tokens'] as const) assert.deepEqual(peek?.[k], body[k], `${file}: ${k}`);
+      checked++;
     }
     assert.ok(checked > 50, `checked ${checked} captured bodies`);
   });

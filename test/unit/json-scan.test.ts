@@ -1,7 +1,6 @@
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import fc from 'fast-check';
+import { capturedBodies } from '../helpers/traffic';
 import { hasControlByte, JsonScanError, scanJsonObject } from '../../src/core/gateway/json-scan';
 
 const KEYS = ['model', 'stream', 'max_tokens', 'a'];
@@ -71,17 +70,12 @@ describe('scanJsonObject (validating scan of unified-endpoint bodies)', () => {
   });
 
   it('agrees with JSON.parse on every captured Claude Code request, pretty-printed too', () => {
-    const dir = path.resolve(__dirname, '../../../shared/claude-code-traffic');
-    if (!fs.existsSync(dir)) return;
+    const captured = capturedBodies();
+    if (!captured.length) return;
     let checked = 0;
-    for (const file of ['anthropic.jsonl', 'bedrock.jsonl', 'vertex.jsonl']) {
-      for (const line of fs.readFileSync(path.join(dir, file), 'utf8').split('\n')) {
-        if (!line) continue;
-        const body = (JSON.parse(line) as { body: unknown }).body;
-        if (!body) continue;
-        for (const text of [JSON.stringify(body), JSON.stringify(body, null, 2)]) assert.deepEqual(scan(text), reference(text));
-        checked++;
-      }
+    for (const { body } of captured) {
+      for (const text of [JSON.stringify(body), JSON.stringify(body, null, 2)]) assert.deepEqual(scan(text), reference(text));
+      checked++;
     }
     assert.ok(checked > 50);
   });
