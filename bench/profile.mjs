@@ -3,7 +3,7 @@
 // by source (our files, each dependency, Node internals). Not a benchmark: a guide for what to optimise.
 // Usage: node bench/profile.mjs [--path /v1/messages | /profiles/bedrock/bedrock/model/<id>/invoke] [--seconds 8] [--accounting off|none] (off: no budgets or rate limits,
 // the audit log stays on; none: the core with no accountant at all, as the bench's "accounting off") [--stream] [--top 40]
-// [--minimal] (the minimal Node pass-through instead, for comparison) [--perf] (also `perf record` the process:
+// [--cli path/to/cli.js] (another build, for an A/B) [--minimal] (the minimal Node pass-through instead, for comparison) [--perf] (also `perf record` the process:
 // then `perf report -i /tmp/ccgw-perf.data --no-children --sort sym`)
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -59,7 +59,7 @@ fs.writeFileSync(
 );
 const profDir = path.join(dir, 'prof');
 const minimal = process.argv.includes('--minimal');
-let entry = [path.join(root, 'dist/cli.js'), 'serve', '--config', path.join(dir, 'config.json'), '--port', '0'];
+let entry = [path.resolve(arg('cli', path.join(root, 'dist/cli.js'))), 'serve', '--config', path.join(dir, 'config.json'), '--port', '0'];
 if (minimal) entry = [path.join(here, 'minimal-proxy.mjs'), String(upstream.port)];
 else if (accountingArg === 'none') {
   const { build } = await import('esbuild');

@@ -17,6 +17,15 @@ export function auditCalls(dir: string): Array<Record<string, unknown>> {
   return readAudit(dir).filter((r) => r.type === 'call');
 }
 
+/**
+ * The call records once a gateway in this process has written its last ones: records are written at `setImmediate`
+ * after a call settles (group commit), and a test can read the file before that when it runs in the same loop turn.
+ */
+export async function writtenCalls(dir: string): Promise<Array<Record<string, unknown>>> {
+  await new Promise((r) => setImmediate(r));
+  return auditCalls(dir);
+}
+
 export function auditFiles(dir: string): string[] {
   return fs
     .readdirSync(dir)

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import type { BudgetStatus } from '../../src/core/accounting/budgets';
 import type { SettledCall } from '../../src/core/gateway/call';
-import { allText, auditCalls, readAudit, until } from '../helpers/audit';
+import { allText, auditCalls, readAudit, until, writtenCalls } from '../helpers/audit';
 import { startGateway, type TestGateway } from '../helpers/gateway';
 import { MockAnthropic } from '../helpers/mock-anthropic';
 
@@ -65,7 +65,7 @@ describe('accounting: usage, cost and the audit log on every route', () => {
         const client = new Anthropic({ baseURL: gw.url + base, authToken: gw.key, apiKey: null, defaultHeaders: { 'x-claude-code-session-id': 'sess-42', 'x-claude-code-agent-id': 'agent-7', 'x-claude-code-gateway-project': 'proj-h' } });
         if (streaming) await client.messages.stream(msg()).finalMessage();
         else await client.messages.create(msg());
-        const calls = auditCalls(gw.auditDir);
+        const calls = await writtenCalls(gw.auditDir);
         assert.equal(calls.length, before + 1);
         const r = calls[calls.length - 1];
         const u = upstream.usage;
@@ -103,7 +103,7 @@ describe('accounting: usage, cost and the audit log on every route', () => {
     const res = await post(gw, '/anthropic/v1/messages?beta=true&token=secret-in-query', msg(), {}, TEAM_KEY);
     assert.equal(res.status, 200);
     await res.text();
-    const r = auditCalls(gw.auditDir).pop()!;
+    const r = (await writtenCalls(gw.auditDir)).pop()!;
     assert.equal(r.key, 'team-key');
     assert.equal(r.team, 'red');
     assert.equal(r.project, 'web');
@@ -142,7 +142,7 @@ describe('accounting: usage, cost and the audit log on every route', () => {
     const res = await post(gw, '/v1/messages', msg());
     assert.equal(res.status, 529);
     await res.text();
-    const r = auditCalls(gw.auditDir).pop()!;
+    const r = (await writtenCalls(gw.auditDir)).pop()!;
     assert.equal(r.status, 'upstream_error');
     assert.equal(r.errorType, 'overloaded_error');
     assert.equal(r.costUsd, 0);
@@ -152,13 +152,13 @@ describe('accounting: usage, cost and the audit log on every route', () => {
     const res = await post(gw, '/v1/messages/count_tokens', { model: 'claude-opus-4-8', messages: [] });
     assert.equal(res.status, 200);
     await res.text();
-    const r = auditCalls(gw.auditDir).pop()!;
+    const r = (await writtenCalls(gw.auditDir)).pop()!;
     assert.equal(r.countTokens, true);
     assert.equal(r.costUsd, 0);
   });
 
   it('redacted bodies keep the request but no credential; GET /usage and /metrics agree with the log', async () => {
-    const r = auditCalls(gw.auditDir).find((c) => c.key === 'team-key')!;
+    const r = (await writtenCalls(gw.auditDir)).find((c) => c.key === 'team-key')!;
     const req = r.request as { headers: Record<string, string>; body: string };
     assert.equal(JSON.parse(req.body).model, 'claude-opus-4-8');
     assert.equal(req.headers.authorization, undefined);
@@ -168,7 +168,7 @@ describe('accounting: usage, cost and the audit log on every route', () => {
     assert.equal(own.key, 'team-key');
     assert.equal(own.totals.requests, 1);
     const all = (await (await fetch(`${gw.url}/usage?by=model`, { headers: { authorization: `Bearer ${gw.key}` } })).json()) as { totals: { requests: number; costUsd: number; cacheWrite1h: number }; groups: Array<{ group: string }> };
-    const calls = auditCalls(gw.auditDir);
+    const calls = await writtenCalls(gw.auditDir);
     assert.equal(all.totals.requests, calls.length);
     const total = calls.reduce((s, c) => s + (c.costUsd as number), 0);
     assert.ok(Math.abs(all.totals.costUsd - total) < 1e-12);
@@ -237,7 +237,7 @@ describe('accounting: budgets and rate limits', function () {
       assert.equal(body.error.type, 'billing_error');
       assert.match(body.error.message, /^global budget of \$0\.02 per day reached \(\$0\.0\d+ spent\); resets \d{4}-\d{2}-\d{2}T00:00:00\.000Z$/);
       assert.ok(body.error.message.endsWith(`resets ${new Date(midnight).toISOString()}`));
-      const calls = auditCalls(gw.auditDir);
+      const calls = await writtenCalls(gw.auditDir);
       assert.equal(calls.filter((c) => c.status === 'rejected').length, refused.length);
       assert.equal(upstream.requests.length >= 9 + ok.length, true);
     } finally {

@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { auditCalls } from '../helpers/audit';
+import { writtenCalls } from '../helpers/audit';
 import { startGateway, type TestGateway } from '../helpers/gateway';
 import { MockBedrock } from '../helpers/mock-bedrock';
 import { MockGoogleSts } from '../helpers/mock-google';
@@ -79,7 +79,7 @@ describe('faults: provider credentials fail, are slow, or are already expired', 
     assert.equal(body.type, 'error');
     assert.equal(body.error.type, 'api_error');
     assert.match(body.error.message, pattern);
-    const rec = auditCalls(gw.auditDir).at(-1)!;
+    const rec = (await writtenCalls(gw.auditDir)).at(-1)!;
     assert.equal(rec.status, 'gateway_error');
     assert.equal(rec.errorType, 'CCGW_CREDENTIALS_FAILED');
   }

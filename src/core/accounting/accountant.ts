@@ -22,7 +22,7 @@ export interface AccountingStart {
 /**
  * The real accountant: admits calls against budgets and rate limits, prices settled calls, appends one
  * audit record per call, feeds /metrics and fires the runtime's events. Everything on the hot path is
- * synchronous; the audit write is one `write(2)` of one line.
+ * synchronous but the audit write: a call's record is queued and written with the others of its event-loop turn.
  */
 export class Accounting implements Accountant, Disposable {
   prices: PriceTable;
@@ -138,7 +138,7 @@ export class Accounting implements Accountant, Disposable {
   }
 
   private write(c: SettledCall, family: string | undefined): void {
-    this.audit.append('call', callRecord(c, family, this.scrubber) as unknown as Record<string, unknown>);
+    this.audit.appendSoon('call', callRecord(c, family, this.scrubber) as unknown as Record<string, unknown>);
   }
 
   /** The reservation for a call: the recent cost of its model family, else its input at list price. */
@@ -148,6 +148,10 @@ export class Accounting implements Accountant, Disposable {
     if (recent !== undefined) return recent;
     const inputTokens = Math.max(1000, (call.requestBytes ?? 4000) / 4);
     return (inputTokens * this.prices.price(family).input) / 1e6;
+  }
+
+  flush(): void {
+    this.audit.flush();
   }
 
   metrics(): Promise<string> {

@@ -121,6 +121,8 @@ export interface Accountant {
   overrideBudget?(scope: string, period: Period, usd: number | undefined, by?: string): boolean;
   /** Prometheus text for /metrics. */
   metrics?(): Promise<string>;
+  /** Writes the audit records still queued (call records are written once per event-loop turn), before the log is read. */
+  flush?(): void;
   /** Records the stop event and closes the audit log. */
   dispose?(): void;
 }
