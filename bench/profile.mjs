@@ -3,7 +3,7 @@
 // by source (our files, each dependency, Node internals). Not a benchmark: a guide for what to optimise.
 // Usage: node bench/profile.mjs [--path /v1/messages | /profiles/bedrock/bedrock/model/<id>/invoke] [--seconds 8] [--accounting off|none] (off: no budgets or rate limits,
 // the audit log stays on; none: the core with no accountant at all, as the bench's "accounting off") [--stream] [--top 40]
-// [--cli path/to/cli.js] (another build, for an A/B) [--minimal] (the minimal Node pass-through instead, for comparison) [--perf] (also `perf record` the process:
+// [--connections 32] [--cli path/to/cli.js] (another build, for an A/B) [--minimal] (the minimal Node pass-through instead, for comparison) [--perf] (also `perf record` the process:
 // then `perf report -i /tmp/ccgw-perf.data --no-children --sort sym`)
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -23,6 +23,7 @@ const seconds = Number(arg('seconds', '8'));
 const accountingArg = arg('accounting', 'on');
 const accounting = accountingArg === 'on';
 const top = Number(arg('top', '40'));
+const connections = Number(arg('connections', '32'));
 const streaming = process.argv.includes('--stream');
 
 function start(args, env = {}) {
@@ -76,7 +77,7 @@ const gw = await start([...(perf ? ['--perf-basic-prof'] : []), '--cpu-prof', '-
 // time spent preempted inside a syscall does not show up as that syscall's cost.
 const perfRecord = perf ? spawn('perf', ['record', '-F', '2000', '-g', '-o', path.join(os.tmpdir(), 'ccgw-perf.data'), '-p', String(gw.child.pid)], { stdio: 'ignore' }) : undefined;
 const key = minimal ? 'none' : fs.readFileSync(path.join(dir, 'gateway.key'), 'utf8').trim();
-const pool = new Pool(`http://127.0.0.1:${gw.port}`, { connections: 32 });
+const pool = new Pool(`http://127.0.0.1:${gw.port}`, { connections });
 const body = JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 256, messages: [{ role: 'user', content: 'x'.repeat(880) }], ...(streaming ? { stream: true } : {}) });
 const cpu = () => {
   const f = fs.readFileSync(`/proc/${gw.child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
@@ -91,7 +92,7 @@ const end = performance.now() + seconds * 1000;
 let count = 0;
 let failures = 0;
 await Promise.all(
-  Array.from({ length: 32 }, async () => {
+  Array.from({ length: connections }, async () => {
     while (performance.now() < end) {
       const res = await pool.request({ path: urlPath, method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body });
       await res.body.text();
