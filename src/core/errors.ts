@@ -82,3 +82,22 @@ export function shouldNotRetry(code: string | undefined): boolean {
 export function anthropicErrorBody(type: AnthropicErrorType, message: string): string {
   return JSON.stringify({ type: 'error', error: { type, message } });
 }
+
+/**
+ * The gateway's own errors on /bedrock, for AWS SDK clients as well as Anthropic's Bedrock SDK: the Anthropic shape
+ * with the message repeated at the top level, where the AWS SDKs read it (they name the error by `x-amzn-errortype`).
+ */
+export function bedrockErrorBody(type: AnthropicErrorType, message: string): string {
+  return JSON.stringify({ type: 'error', error: { type, message }, message });
+}
+
+/** The AWS error name for a gateway error's HTTP status, for the `x-amzn-errortype` header on /bedrock. */
+export function awsErrorType(status: number): string {
+  if (status === 429) return 'ThrottlingException';
+  if (status === 401 || status === 403) return 'AccessDeniedException';
+  if (status === 404) return 'ResourceNotFoundException';
+  if (status === 503) return 'ServiceUnavailableException';
+  if (status === 504) return 'ModelTimeoutException';
+  if (status >= 500) return 'InternalServerException';
+  return 'ValidationException';
+}

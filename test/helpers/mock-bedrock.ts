@@ -137,6 +137,7 @@ export class MockBedrock {
       res.end(scripted.body ?? JSON.stringify({ message: `scripted ${scripted.status}` }));
       return;
     }
+    if (m[2] === 'converse' || m[2] === 'converse-stream') return this.converse(res, m[2] === 'converse-stream', json, scripted);
     if (typeof json?.anthropic_version !== 'string' && m[2] !== 'count-tokens') {
       return this.awsError(res, 400, 'ValidationException', 'anthropic_version: required key [anthropic_version] not found');
     }
@@ -210,6 +211,51 @@ export class MockBedrock {
       if (s?.chunkBytes) await new Promise((r) => setImmediate(r));
     }
     res.end();
+  }
+
+  /** Converse's usage for the same answer: camelCase, cache reads and writes beside the input. */
+  get converseUsage(): Record<string, number> {
+    const u = this.usage;
+    return {
+      inputTokens: u.input_tokens,
+      outputTokens: u.output_tokens,
+      totalTokens: u.input_tokens + u.output_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens,
+      cacheReadInputTokens: u.cache_read_input_tokens,
+      cacheWriteInputTokens: u.cache_creation_input_tokens,
+    };
+  }
+
+  /** Converse and ConverseStream, in Bedrock's shapes: one JSON answer, or event-stream frames named by `:event-type`. */
+  private async converse(res: http.ServerResponse, stream: boolean, json: Record<string, unknown> | undefined, s?: BedrockScript): Promise<void> {
+    if (!Array.isArray(json?.messages)) return this.awsError(res, 400, 'ValidationException', 'messages: required');
+    if (!stream) {
+      return this.json(res, 200, {
+        output: { message: { role: 'assistant', content: [{ text: this.replyText }] } },
+        stopReason: 'end_turn',
+        usage: this.converseUsage,
+        metrics: { latencyMs: 12 },
+      });
+    }
+    res.writeHead(200, { 'content-type': 'application/vnd.amazon.eventstream', 'x-amzn-requestid': 'req-bedrock-converse-stream' });
+    // Bedrock pads each event with a "p" member of varying length (so sizes do not reveal the content).
+    const frame = (type: string, body: Record<string, unknown>) =>
+      encodeEventStreamMessage({ ':event-type': type, ':content-type': 'application/json', ':message-type': 'event' }, JSON.stringify({ ...body, p: 'abcdefghij'.slice(0, 3 + type.length % 7) }));
+    const half = Math.ceil(this.replyText.length / 2);
+    const frames = [
+      frame('messageStart', { role: 'assistant' }),
+      frame('contentBlockDelta', { contentBlockIndex: 0, delta: { text: this.replyText.slice(0, half) } }),
+      frame('contentBlockDelta', { contentBlockIndex: 0, delta: { text: this.replyText.slice(half) } }),
+      frame('contentBlockStop', { contentBlockIndex: 0 }),
+      frame('messageStop', { stopReason: 'end_turn' }),
+      frame('metadata', { usage: this.converseUsage, metrics: { latencyMs: 15 } }),
+    ];
+    if (s?.cutMidFrame) {
+      res.write(Buffer.concat(frames.slice(0, 2)));
+      res.write(frames[2].subarray(0, Math.floor(frames[2].length / 2)), () => res.socket?.destroy());
+      return;
+    }
+    this.lastStreamBytes = Buffer.concat(frames);
+    res.end(this.lastStreamBytes);
   }
 
   private json(res: http.ServerResponse, status: number, body: unknown): void {

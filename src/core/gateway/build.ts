@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { GatewayRuntime } from '../runtime';
-import { anthropicErrorBody, anthropicTypeFor, Errors, shouldNotRetry } from '../errors';
+import { anthropicErrorBody, anthropicTypeFor, awsErrorType, bedrockErrorBody, Errors, shouldNotRetry } from '../errors';
 import type { Authenticated } from './keys';
 import { browserGuard } from './browser-guard';
 import { clientErrorHandler, frameworkErrors } from './client-errors';
@@ -29,6 +29,9 @@ export interface BuildOptions {
   /** Slow-loris protection: the whole header block must arrive within this many milliseconds (default 30 s). */
   headersTimeoutMs?: number;
 }
+
+/** The Bedrock passthrough, pinned to a profile or not: its errors also speak to AWS SDK clients. */
+const BEDROCK_ROUTE = /^(?:\/profiles\/[^/?#]*)?\/bedrock(?:[/?]|$)/;
 
 /** Pino redaction: credentials never reach a log line. */
 export const REDACT_PATHS = [
@@ -93,6 +96,10 @@ export function buildGateway(opts: BuildOptions): FastifyInstance {
     const type = anthropicTypeFor(code, status);
     if (shouldNotRetry(code)) reply.header('x-should-retry', 'false');
     if (error.headers) reply.headers(error.headers);
+    if (BEDROCK_ROUTE.test(request.url)) {
+      reply.code(status).type('application/json').header('x-gateway-error', code ?? 'error').header('x-amzn-errortype', awsErrorType(status)).send(bedrockErrorBody(type, message));
+      return;
+    }
     reply.code(status).type('application/json').header('x-gateway-error', code ?? 'error').send(anthropicErrorBody(type, message));
   });
 

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { crc32 } from 'node:zlib';
 import type { CallAbort, PipeResult, UpstreamResponse } from '../gateway/forward';
-import { UsageCollector, type UsageTap } from './usage';
+import { UsageCollector, type UsageEvent, type UsageTap } from './usage';
 
 /** One decoded `application/vnd.amazon.eventstream` message. */
 export interface EventStreamMessage {
@@ -161,7 +161,13 @@ export function interpretBedrockMessage(m: EventStreamMessage): BedrockEvent | u
   return { kind: 'event', event: JSON.parse(Buffer.from(wrapper.bytes, 'base64').toString('utf8')) };
 }
 
-/** Reads usage from a Bedrock event stream beside the byte pipe (chunks and exception frames). */
+/** The ConverseStream events that carry what the gateway records (start and stop of the message, usage). */
+const CONVERSE_EVENTS = new Set(['messageStart', 'messageStop', 'metadata']);
+
+/**
+ * Reads usage from a Bedrock event stream beside the byte pipe: InvokeModelWithResponseStream `chunk` frames (Anthropic
+ * events), ConverseStream events, and exception frames.
+ */
 export class EventStreamUsageTap implements UsageTap {
   readonly collector = new UsageCollector();
   private decoder = new EventStreamDecoder();
@@ -179,6 +185,14 @@ export class EventStreamUsageTap implements UsageTap {
     }
     for (const m of messages) {
       try {
+        const eventType = m.headers[':event-type'];
+        if (typeof eventType === 'string' && CONVERSE_EVENTS.has(eventType) && m.headers[':message-type'] === 'event') {
+          // ConverseStream: the event's own JSON, named by its header.
+          const payload = JSON.parse(m.payload.toString('utf8')) as UsageEvent;
+          payload.type = eventType;
+          this.collector.onEvent(payload);
+          continue;
+        }
         const e = interpretBedrockMessage(m);
         if (e?.kind === 'event') this.collector.onEvent(e.event);
         else if (e?.kind === 'error') this.collector.errorType = e.type;

@@ -28,6 +28,27 @@ export interface AnthropicUsage {
   cache_creation?: { ephemeral_5m_input_tokens?: number | null; ephemeral_1h_input_tokens?: number | null } | null;
 }
 
+/** Bedrock Converse's `usage` (responses and the stream's `metadata` event): camelCase, cache tokens beside the input. */
+export interface ConverseUsage {
+  inputTokens?: number | null;
+  outputTokens?: number | null;
+  cacheReadInputTokens?: number | null;
+  cacheWriteInputTokens?: number | null;
+}
+
+/** The events Claude Code and the SDKs produce, and the Bedrock Converse ones the gateway reads usage from. */
+export interface UsageEvent {
+  type?: string;
+  message?: { model?: string; usage?: AnthropicUsage };
+  usage?: AnthropicUsage & ConverseUsage;
+  delta?: { stop_reason?: string | null };
+  stop_reason?: string | null;
+  /** Converse: `messageStop` and a whole response carry it. */
+  stopReason?: string | null;
+  error?: { type?: string };
+  model?: string;
+}
+
 /**
  * Collects usage from the events of one response. `message_delta` usage is cumulative, so each field
  * takes the last value reported, never a sum.
@@ -41,8 +62,11 @@ export class UsageCollector {
   sawMessageStart = false;
   sawMessageStop = false;
 
-  /** Applies one Anthropic event (`message_start`, `message_delta`, `message_stop`, `error`) or a whole message. */
-  onEvent(event: { type?: string; message?: { model?: string; usage?: AnthropicUsage }; usage?: AnthropicUsage; delta?: { stop_reason?: string | null }; error?: { type?: string }; model?: string }): void {
+  /**
+   * Applies one Anthropic event (`message_start`, `message_delta`, `message_stop`, `error`) or a whole message, or one
+   * Bedrock ConverseStream event (`messageStart`, `messageStop`, `metadata`).
+   */
+  onEvent(event: UsageEvent): void {
     switch (event.type) {
       case 'message_start':
         this.sawMessageStart = true;
@@ -61,6 +85,18 @@ export class UsageCollector {
         this.sawMessageStart = this.sawMessageStop = true;
         if (event.model) this.model = event.model;
         if (event.usage) this.apply(event.usage);
+        if (event.stop_reason) this.stopReason = event.stop_reason;
+        else if (event.stopReason) this.stopReason = event.stopReason;
+        break;
+      case 'messageStart':
+        this.sawMessageStart = true;
+        break;
+      case 'messageStop':
+        this.sawMessageStop = true;
+        if (event.stopReason) this.stopReason = event.stopReason;
+        break;
+      case 'metadata':
+        if (event.usage) this.apply(event.usage);
         break;
       case 'error':
         this.errorType = event.error?.type ?? 'error';
@@ -68,7 +104,15 @@ export class UsageCollector {
     }
   }
 
-  private apply(u: AnthropicUsage): void {
+  private apply(u: AnthropicUsage & ConverseUsage): void {
+    if (u.input_tokens === undefined && typeof u.inputTokens === 'number') {
+      // Converse reports one cache-write figure; Bedrock's cache checkpoints take the default 5-minute TTL.
+      this.usage.input = u.inputTokens;
+      if (typeof u.outputTokens === 'number') this.usage.output = u.outputTokens;
+      if (typeof u.cacheReadInputTokens === 'number') this.usage.cacheRead = u.cacheReadInputTokens;
+      if (typeof u.cacheWriteInputTokens === 'number') this.usage.cacheWrite5m = u.cacheWriteInputTokens;
+      return;
+    }
     if (typeof u.input_tokens === 'number') this.usage.input = u.input_tokens;
     if (typeof u.output_tokens === 'number') this.usage.output = u.output_tokens;
     if (typeof u.cache_read_input_tokens === 'number') this.usage.cacheRead = u.cache_read_input_tokens;
@@ -198,10 +242,10 @@ export class JsonUsageTap implements UsageTap {
       if (tail[i] === '{') depth++;
       else if (tail[i] === '}' && --depth === 0) {
         try {
-          const usage = JSON.parse(tail.slice(open, i + 1)) as AnthropicUsage;
+          const usage = JSON.parse(tail.slice(open, i + 1)) as AnthropicUsage & ConverseUsage;
           const model = /"model"\s*:\s*"([^"]{1,200})"/.exec(this.head!.toString('utf8'))?.[1];
-          const stop = /"stop_reason"\s*:\s*"([a-z_]{1,50})"/.exec(tail)?.[1];
-          this.collector.onEvent({ type: 'message', usage, model, delta: { stop_reason: stop } });
+          const stop = /"stop(?:_r|R)eason"\s*:\s*"([A-Za-z_]{1,50})"/.exec(tail)?.[1];
+          this.collector.onEvent({ type: 'message', usage, model, stop_reason: stop });
         } catch {
           // Not a usage object after all: nothing to count.
         }
