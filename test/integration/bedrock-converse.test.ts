@@ -26,6 +26,7 @@ describe('Bedrock Converse and ConverseStream through /bedrock, with the real AW
   let bedrock: MockBedrock;
   let gw: TestGateway;
   let client: BedrockRuntimeClient;
+  let savedToken: string | undefined;
 
   before(async () => {
     aws = writeAwsFiles();
@@ -38,24 +39,21 @@ describe('Bedrock Converse and ConverseStream through /bedrock, with the real AW
       },
       { env: aws.env },
     );
-    // The client signs with throwaway credentials of its own; the gateway key rides in Authorization in place of the
-    // signature, as a Bedrock API key would, and the gateway signs again with the profile's credentials.
+    // A Bedrock API key in AWS_BEARER_TOKEN_BEDROCK: the SDK sends it as `Authorization: Bearer`, and the gateway key
+    // is accepted there; the gateway signs again with the profile's credentials.
+    savedToken = process.env.AWS_BEARER_TOKEN_BEDROCK;
+    process.env.AWS_BEARER_TOKEN_BEDROCK = gw.key;
     client = new BedrockRuntimeClient({
       region: 'us-east-1',
       endpoint: `${gw.url}/bedrock`,
-      credentials: { accessKeyId: 'client-side-unused', secretAccessKey: 'client-side-unused' },
       maxAttempts: 1,
       // This client speaks HTTP/2 by default; the gateway serves HTTP/1.1 (as Claude Code and the other SDKs use).
       requestHandler: new NodeHttpHandler(),
     });
-    type Args = { request: { headers: Record<string, string> } };
-    const gatewayKey = (next: (args: Args) => Promise<unknown>) => async (args: Args) => {
-      args.request.headers.authorization = `Bearer ${gw.key}`;
-      return next(args);
-    };
-    client.middlewareStack.addRelativeTo(gatewayKey as never, { relation: 'after', toMiddleware: 'httpSigningMiddleware', name: 'gatewayKey' });
   });
   after(async () => {
+    if (savedToken === undefined) delete process.env.AWS_BEARER_TOKEN_BEDROCK;
+    else process.env.AWS_BEARER_TOKEN_BEDROCK = savedToken;
     client.destroy();
     await gw.close();
     await bedrock.stop();
