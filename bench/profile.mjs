@@ -3,7 +3,7 @@
 // by source (our files, each dependency, Node internals). Not a benchmark: a guide for what to optimise.
 // Usage: node bench/profile.mjs [--path /v1/messages | /profiles/bedrock/bedrock/model/<id>/invoke] [--seconds 8] [--accounting off|none] (off: no budgets or rate limits,
 // the audit log stays on; none: the core with no accountant at all, as the bench's "accounting off") [--stream] [--top 40]
-// [--node-flags '--max-semi-space-size=8'] [--connections 32] [--cli path/to/cli.js] (another build, for an A/B) [--minimal] (the minimal Node pass-through instead, for comparison) [--perf] (also `perf record` the process:
+// [--no-prof] [--node-flags '--max-semi-space-size=8'] [--connections 32] [--cli path/to/cli.js] (another build, for an A/B) [--minimal] (the minimal Node pass-through instead, for comparison) [--perf] (also `perf record` the process:
 // then `perf report -i /tmp/ccgw-perf.data --no-children --sort sym`)
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -72,8 +72,10 @@ else if (accountingArg === 'none') {
 }
 const perf = process.argv.includes('--perf');
 const awsEnv = { AWS_ACCESS_KEY_ID: 'AKIDBENCHEXAMPLE0000', AWS_SECRET_ACCESS_KEY: 'bench-secret-access-key', AWS_EC2_METADATA_DISABLED: 'true', AWS_PROFILE: '' };
+// --no-prof: CPU per call and RSS only (the profiler's own cost is large when calls are few, as with --connections 1).
+const noProf = process.argv.includes('--no-prof');
 const nodeFlags = (arg('node-flags', '') || '').split(' ').filter(Boolean);
-const gw = await start([...nodeFlags, ...(perf ? ['--perf-basic-prof'] : []), '--cpu-prof', '--cpu-prof-dir', profDir, ...entry], awsEnv);
+const gw = await start([...nodeFlags, ...(perf ? ['--perf-basic-prof'] : []), ...(noProf ? [] : ['--cpu-prof', '--cpu-prof-dir', profDir]), ...entry], awsEnv);
 // --perf: Linux perf samples on-CPU time only (kernel included), where the V8 profiler samples wall time, so
 // time spent preempted inside a syscall does not show up as that syscall's cost.
 const perfRecord = perf ? spawn('perf', ['record', '-F', '2000', '-g', '-o', path.join(os.tmpdir(), 'ccgw-perf.data'), '-p', String(gw.child.pid)], { stdio: 'ignore' }) : undefined;
@@ -115,6 +117,7 @@ gw.child.kill('SIGTERM');
 await new Promise((r) => gw.child.on('exit', r));
 upstream.child.kill('SIGTERM');
 
+if (noProf) process.exit(0);
 const file = fs.readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
 const prof = JSON.parse(fs.readFileSync(path.join(profDir, file), 'utf8'));
 const byId = new Map(prof.nodes.map((n) => [n.id, n]));
