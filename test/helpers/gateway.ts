@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import type { SettledCall } from '../../src/core/gateway/call';
 import { parseConfig, type GatewayConfig } from '../../src/core/config/validate';
 import { buildGateway } from '../../src/core/gateway/build';
 import { KeyRing, generateKey } from '../../src/core/gateway/keys';
@@ -55,6 +56,16 @@ export async function startGateway(raw: Record<string, unknown>, opts: StartOpti
       if (ownDir) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The next call the gateway settles (subscribe before making the call). */
+export function nextSettled(gw: TestGateway): Promise<SettledCall> {
+  return new Promise((resolve) => {
+    const sub = gw.runtime.onDidSettleCall((c) => {
+      sub.dispose();
+      resolve(c);
+    });
+  });
 }
 
 /** The URL a gateway CLI child prints on its first line ("listening on http://…"); rejects with its stderr if it exits first. */

@@ -3,22 +3,12 @@
 import * as assert from 'node:assert/strict';
 import { BedrockRuntimeClient, ConverseCommand, ConverseStreamCommand } from '@aws-sdk/client-bedrock-runtime';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { SettledCall } from '../../src/core/gateway/call';
 import { writtenCalls } from '../helpers/audit';
 import { writeAwsFiles, STATIC_KEY, type AwsTestFiles } from '../helpers/aws-files';
-import { startGateway, type TestGateway } from '../helpers/gateway';
+import { nextSettled, startGateway, type TestGateway } from '../helpers/gateway';
 import { MockBedrock } from '../helpers/mock-bedrock';
 
 const MODEL = 'us.anthropic.claude-sonnet-4-5-20250929-v1:0';
-
-function nextSettled(gw: TestGateway): Promise<SettledCall> {
-  return new Promise((resolve) => {
-    const sub = gw.runtime.onDidSettleCall((c) => {
-      sub.dispose();
-      resolve(c);
-    });
-  });
-}
 
 describe('Bedrock Converse and ConverseStream through /bedrock, with the real AWS SDK client', function () {
   this.timeout(20_000);

@@ -1,20 +1,10 @@
 import * as assert from 'node:assert/strict';
 import { AnthropicBedrock } from '@anthropic-ai/bedrock-sdk';
-import type { SettledCall } from '../../src/core/gateway/call';
 import { writeAwsFiles, STATIC_KEY, type AwsTestFiles } from '../helpers/aws-files';
-import { startGateway, type TestGateway } from '../helpers/gateway';
+import { nextSettled, startGateway, type TestGateway } from '../helpers/gateway';
 import { MockBedrock } from '../helpers/mock-bedrock';
 
 const MODEL = 'us.anthropic.claude-sonnet-4-5-20250929-v1:0';
-
-function nextSettled(gw: TestGateway): Promise<SettledCall> {
-  return new Promise((resolve) => {
-    const sub = gw.runtime.onDidSettleCall((c) => {
-      sub.dispose();
-      resolve(c);
-    });
-  });
-}
 
 describe('Bedrock profile: /bedrock passthrough, SigV4 from the AWS credential chain', () => {
   let aws: AwsTestFiles;

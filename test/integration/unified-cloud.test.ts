@@ -1,20 +1,10 @@
 import * as assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
-import type { SettledCall } from '../../src/core/gateway/call';
 import { writeAwsFiles, type AwsTestFiles } from '../helpers/aws-files';
-import { startGateway, type TestGateway } from '../helpers/gateway';
+import { nextSettled, startGateway, type TestGateway } from '../helpers/gateway';
 import { MockBedrock } from '../helpers/mock-bedrock';
 import { MockGoogleSts } from '../helpers/mock-google';
 import { MockVertex } from '../helpers/mock-vertex';
-
-function nextSettled(gw: TestGateway): Promise<SettledCall> {
-  return new Promise((resolve) => {
-    const sub = gw.runtime.onDidSettleCall((c) => {
-      sub.dispose();
-      resolve(c);
-    });
-  });
-}
 
 describe('unified endpoint (Anthropic format) on Bedrock and Vertex AI profiles, with the Anthropic SDK', () => {
   let aws: AwsTestFiles;

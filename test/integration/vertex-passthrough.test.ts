@@ -1,21 +1,11 @@
 import * as assert from 'node:assert/strict';
 import { AnthropicVertex } from '@anthropic-ai/vertex-sdk';
 import { OAuth2Client } from 'google-auth-library';
-import type { SettledCall } from '../../src/core/gateway/call';
 import { vertexBaseUrl } from '../../src/core/providers/vertex';
 import type { Profile } from '../../src/core/config/validate';
-import { startGateway, type TestGateway } from '../helpers/gateway';
+import { nextSettled, startGateway, type TestGateway } from '../helpers/gateway';
 import { MockGoogleSts } from '../helpers/mock-google';
 import { MockVertex } from '../helpers/mock-vertex';
-
-function nextSettled(gw: TestGateway): Promise<SettledCall> {
-  return new Promise((resolve) => {
-    const sub = gw.runtime.onDidSettleCall((c) => {
-      sub.dispose();
-      resolve(c);
-    });
-  });
-}
 
 describe('Vertex AI profile: /vertex_ai/v1 passthrough with Application Default Credentials (workload identity)', () => {
   let sts: MockGoogleSts;
