@@ -45,6 +45,10 @@ export const Errors = {
   WrongRoute: define('CCGW_WRONG_ROUTE', 'invalid_request_error', 400, '%s', { retry: false }),
   InvalidJson: define('CCGW_INVALID_JSON', 'invalid_request_error', 400, 'The request body is not valid JSON: %s.'),
   InvalidRequest: define('CCGW_INVALID_REQUEST', 'invalid_request_error', 400, '%s'),
+  /** A path or model id from the client that could step outside the profile's upstream (a security event). */
+  UnsafePath: define('CCGW_UNSAFE_PATH', 'invalid_request_error', 400, '%s', { retry: false }),
+  /** A passthrough endpoint the gateway cannot meter and the profile does not allow. */
+  UnmeteredEndpoint: define('CCGW_UNMETERED_ENDPOINT', 'permission_error', 403, '%s', { retry: false }),
   BodyTooLarge: define('CCGW_BODY_TOO_LARGE', 'request_too_large', 413, 'The request body is larger than the gateway accepts (%s bytes).'),
   KeyConflict: define('CCGW_KEY_CONFLICT', 'invalid_request_error', 409, '%s', { retry: false }),
   NotFound: define('CCGW_NOT_FOUND', 'not_found_error', 404, '%s'),

@@ -33,6 +33,10 @@ export interface CallInfo {
   requestHeaders?: Record<string, string>;
   /** Size of the request body, for the budget reservation estimate. */
   requestBytes?: number;
+  /** The request's `max_tokens` (the most output it can cost), for the budget reservation. */
+  maxTokens?: number;
+  /** Forwarded without metering (a passthrough endpoint the profile opted into); recorded as such. */
+  unmetered?: boolean;
 }
 
 /** How a call ended. */
@@ -53,6 +57,8 @@ export interface CallOutcome {
   stopReason?: string;
   errorType?: string;
   errorMessage?: string;
+  /** The usage was estimated from what the client received (the call ended before the upstream's final usage). */
+  estimated?: boolean;
 }
 
 /** A settled call, as events and the audit log see it. */
@@ -87,6 +93,8 @@ export function settledCall(call: CallInfo, outcome: CallOutcome, costUsd: numbe
     requestBody: call.requestBody,
     requestHeaders: call.requestHeaders,
     requestBytes: call.requestBytes,
+    maxTokens: call.maxTokens,
+    unmetered: call.unmetered,
     status: outcome.status,
     httpStatus: outcome.httpStatus,
     upstreamStatus: outcome.upstreamStatus,
@@ -97,6 +105,7 @@ export function settledCall(call: CallInfo, outcome: CallOutcome, costUsd: numbe
     stopReason: outcome.stopReason,
     errorType: outcome.errorType,
     errorMessage: outcome.errorMessage,
+    estimated: outcome.estimated,
     costUsd,
     priceKnown,
   } satisfies Record<keyof SettledCall, unknown>;

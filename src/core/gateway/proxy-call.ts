@@ -19,6 +19,10 @@ export interface ProxyCallParams {
   upstreamModel?: string;
   streaming: boolean;
   countTokens: boolean;
+  /** The request's `max_tokens`, read by the route from the one parse of the body (for the budget reservation). */
+  maxTokens?: number;
+  /** Forwarded without metering (an endpoint the profile opted into); recorded as such. */
+  unmetered?: boolean;
   /** Builds the upstream request; called again (with fresh credentials) for the one retry after a 401. */
   build: () => Promise<UpstreamRequest>;
   /** True when a 401 may be cured by refreshed credentials (an apiKeyHelper). */
@@ -56,6 +60,8 @@ export function callInfo(p: ProxyCallParams): CallInfo {
     streaming: p.streaming,
     countTokens: p.countTokens,
     requestBytes: body?.length,
+    maxTokens: p.maxTokens,
+    unmetered: p.unmetered,
     ...(keepBodies ? { requestBody: body, requestHeaders: flatHeaders(p.request.headers) } : {}),
   };
 }
