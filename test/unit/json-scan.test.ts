@@ -60,6 +60,26 @@ describe('scanJsonObject (validating scan of unified-endpoint bodies)', () => {
     );
   });
 
+  it('agrees with JSON.parse on duplicated keys, escaped key names and whitespace anywhere (the last duplicate wins)', () => {
+    // Members written by hand: JSON.stringify never repeats a key, escapes a plain letter or puts a tab before a comma.
+    const escapeKey = (k: string, mask: number) =>
+      [...k].map((ch, i) => ((mask >> i) & 1 ? `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}` : ch)).join('');
+    const member = fc
+      .tuple(fc.constantFrom(...KEYS, 'b'), fc.nat(1023), fc.jsonValue({ maxDepth: 2 }), fc.constantFrom('', ' ', '\t', '\n', '\r\n '))
+      .map(([k, mask, v, ws]) => `${ws}"${escapeKey(k, mask)}"${ws}:${ws}${JSON.stringify(v)}${ws}`);
+    fc.assert(
+      fc.property(fc.array(member, { maxLength: 8 }), (members) => {
+        const text = `{${members.join(',')}}`;
+        assert.deepEqual(scan(text), reference(text), text);
+      }),
+      { numRuns: 3000, seed: 11 },
+    );
+    // The instances that priced an Opus call as Haiku through the old passthrough peek.
+    for (const text of ['{"mod\\u0065l":"claude-opus-4-1"}', '{"model":"claude-haiku-4-5","model":"claude-opus-4-1"}', '{"stream":true\t,"model":"m"}', '{"model":"claude-haiku-4-5","model":{"x":1}}']) {
+      assert.deepEqual(scan(text), reference(text), text);
+    }
+  });
+
   it('names the problem and where it is', () => {
     assert.throws(() => scanJsonObject(Buffer.from('{"model": "x",}'), KEYS), /Expected a double-quoted property name at byte 14/);
     assert.throws(() => scanJsonObject(Buffer.from('[1]'), KEYS), /must be a JSON object/);

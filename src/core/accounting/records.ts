@@ -29,6 +29,8 @@ export interface CallRecord {
   usage: Usage;
   costUsd: number;
   priceKnown: boolean;
+  /** Forwarded without metering: an endpoint the profile's `allowUnmetered` lets through (its cost is not in costUsd). */
+  unmetered?: true;
   family?: string;
   stopReason?: string;
   errorType?: string;
@@ -66,6 +68,7 @@ export function callRecord(c: SettledCall, family: string | undefined, scrub?: S
     usage: c.usage,
     costUsd: c.costUsd,
     priceKnown: c.priceKnown,
+    unmetered: c.unmetered ? true : undefined,
     family,
     stopReason: c.stopReason,
     errorType: c.errorType,

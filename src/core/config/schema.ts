@@ -35,6 +35,10 @@ export const profileSchema = z.strictObject({
   projectId: nonEmpty.optional(),
   keyFile: nonEmpty.optional(),
   models: modelsSchema.optional(),
+  /** Passthrough endpoints the gateway cannot meter that this profile forwards anyway (recorded as unmetered). */
+  allowUnmetered: z
+    .array(z.string().regex(/^(\*|GET|POST|PUT|PATCH|DELETE) \/[A-Za-z0-9_*./-]*$/, 'must be "METHOD /path" (METHOD or *; * matches one path segment, a final /** any rest), e.g. "POST /v1/messages/batches"'))
+    .optional(),
 });
 export type ProfileConfig = z.infer<typeof profileSchema>;
 

@@ -53,8 +53,8 @@ export const DEFAULT_HOME_DIR = '~/.claude-code-gateway';
 
 /** Fields each provider understands, beyond name/provider/description/mode/models. */
 const PROVIDER_FIELDS: Record<ProviderName, readonly (keyof ProfileConfig)[]> = {
-  anthropic: ['baseUrl', 'apiKey', 'apiKeyFile', 'apiKeyHelper', 'apiKeyHelperTtlMs', 'credentials'],
-  litellm: ['baseUrl', 'apiKey', 'apiKeyFile', 'apiKeyHelper', 'apiKeyHelperTtlMs', 'keyHeader'],
+  anthropic: ['baseUrl', 'apiKey', 'apiKeyFile', 'apiKeyHelper', 'apiKeyHelperTtlMs', 'credentials', 'allowUnmetered'],
+  litellm: ['baseUrl', 'apiKey', 'apiKeyFile', 'apiKeyHelper', 'apiKeyHelperTtlMs', 'keyHeader', 'allowUnmetered'],
   bedrock: ['region', 'awsProfile', 'endpoint', 'bearerToken'],
   vertex: ['projectId', 'region', 'credentials', 'keyFile', 'endpoint'],
 };

@@ -116,6 +116,8 @@ export function scanJsonObject(buf: Buffer, keys: readonly string[]): Record<str
         }
         if (stack.length === 0 && c !== 0x7b) throw new JsonScanError('The body must be a JSON object', i);
         if (c === 0x7b || c === 0x5b) {
+          // A wanted member whose (last) value is an object or array is not a scalar: JSON.parse's last duplicate wins.
+          if (pendingKey !== undefined) delete out[pendingKey];
           pendingKey = undefined;
           stack.push(c === 0x7b ? 0 : 1);
           i++;

@@ -5,9 +5,9 @@ import { Errors } from '../../errors';
 import { buildAnthropicRequest, buildLiteLlmRequest, type IncomingCall } from '../../providers/anthropic';
 import type { GatewayRuntime } from '../../runtime';
 import type { RouteName } from '../call';
-import { peekTopLevel } from '../json-peek';
 import { JsonScanError, scanJsonObject } from '../json-scan';
 import type { Authenticated } from '../keys';
+import { allowMatcher, classifyEndpoint, unmeteredRefusal } from '../passthrough-endpoints';
 import { proxyCall } from '../proxy-call';
 import { registerCloudRoutes, unifiedForProvider } from './unified-providers';
 
@@ -141,6 +141,16 @@ function serialise(parsed: Record<string, unknown>): Buffer {
   }
 }
 
+/** The passthrough's reading of a Messages body: the one scan whose answer equals JSON.parse's. */
+function readMessagesBody(body: Buffer | undefined): { model?: string; stream: boolean; maxTokens?: number } {
+  const top = scanBody(body);
+  return {
+    model: typeof top.model === 'string' ? top.model : undefined,
+    stream: top.stream === true,
+    maxTokens: typeof top.max_tokens === 'number' && top.max_tokens >= 0 ? top.max_tokens : undefined,
+  };
+}
+
 /** Forwards an Anthropic-format request to an Anthropic or LiteLLM profile, applying the profile's model map. */
 async function forwardAnthropicFormat(
   runtime: GatewayRuntime,
@@ -153,29 +163,27 @@ async function forwardAnthropicFormat(
 ): Promise<void> {
   let body = Buffer.isBuffer(request.body) ? request.body : undefined;
   const path = pathAndQuery.split('?')[0];
-  const isMessages = request.method === 'POST' && /^\/(anthropic\/)?v1\/messages(\/count_tokens)?$/.test(path);
+  // Which endpoint this is decides whether it is metered, free, or refused (it could cost money the gateway cannot see).
+  const verdict = classifyEndpoint(request.method, profile.provider === 'litellm' ? path.replace(/^\/anthropic(?=\/)/, '') : path, allowedUnmetered(profile));
+  if (verdict.kind === 'refused') throw unmeteredRefusal(verdict, profile.name);
   let requestedModel: string | undefined;
   let upstreamModel: string | undefined;
   let streaming = false;
-  if (isMessages) {
-    if (route === 'unified') {
-      // Validated without building the document (a 100 KB Claude Code request would cost 0.6 ms in JSON.parse).
-      const top = scanBody(body);
-      requestedModel = typeof top.model === 'string' ? top.model : undefined;
-      streaming = top.stream === true;
-      const mapped = requestedModel ? profile.models?.map?.[requestedModel] : undefined;
-      if (mapped) {
-        const parsed = parseJsonObject(body);
-        parsed.model = mapped;
-        body = serialise(parsed);
-      }
-      upstreamModel = mapped ?? requestedModel;
-    } else {
-      const peek = peekTopLevel(body, ['model', 'stream']);
-      requestedModel = typeof peek?.model === 'string' ? peek.model : undefined;
-      streaming = peek?.stream === true;
-      upstreamModel = requestedModel;
+  let maxTokens: number | undefined;
+  if (verdict.kind === 'metered') {
+    // Validated without building the document (a 100 KB Claude Code request would cost 0.6 ms in JSON.parse), by the
+    // same scanner on every route: what it reads is what the upstream's JSON parser reads (last duplicate wins, escapes).
+    const top = readMessagesBody(body);
+    requestedModel = top.model;
+    streaming = top.stream && !verdict.countTokens;
+    maxTokens = top.maxTokens;
+    const mapped = route === 'unified' && requestedModel ? profile.models?.map?.[requestedModel] : undefined;
+    if (mapped) {
+      const parsed = parseJsonObject(body);
+      parsed.model = mapped;
+      body = serialise(parsed);
     }
+    upstreamModel = mapped ?? requestedModel;
   }
   const call: IncomingCall = { method: request.method, pathAndQuery, headers: request.headers, body, keyHeader: auth.header };
   const build = profile.provider === 'litellm' ? () => buildLiteLlmRequest(runtime, profile, call) : () => buildAnthropicRequest(runtime, profile, call);
@@ -189,9 +197,19 @@ async function forwardAnthropicFormat(
     requestedModel,
     upstreamModel,
     streaming,
-    countTokens: path.endsWith('/count_tokens'),
+    countTokens: verdict.countTokens === true,
+    maxTokens,
+    unmetered: verdict.unmetered,
     build,
     canRefresh: () => profile.credentials === 'gateway' && runtime.apiKeys.canRefresh(profile),
     refresh: () => runtime.apiKeys.invalidate(profile),
   });
+}
+
+const allowCache = new WeakMap<Profile, (endpoint: string) => boolean>();
+/** The profile's `allowUnmetered` matcher, compiled once per profile object (a config reload makes new ones). */
+function allowedUnmetered(profile: Profile): (endpoint: string) => boolean {
+  let m = allowCache.get(profile);
+  if (!m) allowCache.set(profile, (m = allowMatcher(profile.allowUnmetered)));
+  return m;
 }
