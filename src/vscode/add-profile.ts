@@ -6,7 +6,7 @@ import type { GatewayController } from './controller';
 import type { ProfileSecrets } from './secrets';
 import { SECTION } from './settings';
 
-/** Where Add Profile writes. */
+/** Where Add Profile writes: user settings (`workspace` is refused: a workspace cannot define profiles). */
 export type ProfileTarget = 'user' | 'workspace';
 
 export interface AddProfileOptions {
@@ -63,11 +63,11 @@ async function ask(step: number, total: number, f: Field): Promise<string | unde
   return v.trim() || undefined;
 }
 
-/** Add Profile: a guided multi-step input, validated as you type, written to user or workspace settings. */
+/** Add Profile: a guided multi-step input, validated as you type, written to user settings. */
 export async function addProfile(controller: GatewayController, secrets: ProfileSecrets, given?: ProfileConfig, opts: AddProfileOptions = {}): Promise<string | undefined> {
   let profile = given;
   let secret = opts.secret;
-  let target = opts.target;
+  const target = opts.target;
   if (!profile) {
     const provider = await vscode.window.showQuickPick(
       PROVIDERS.map((p) => ({ label: p, description: PROVIDER_LABELS[p] })),
@@ -113,26 +113,13 @@ export async function addProfile(controller: GatewayController, secrets: Profile
     if (v === undefined) return undefined;
     secret = v.trim() || undefined;
   }
-  if (!target) {
-    const hasWorkspace = !!vscode.workspace.workspaceFolders?.length;
-    const pick = hasWorkspace
-      ? await vscode.window.showQuickPick(
-          [
-            { label: 'User settings', description: 'every workspace', target: 'user' as const },
-            { label: 'Workspace settings', description: 'this workspace only', target: 'workspace' as const },
-          ],
-          { title: 'Save the profile in', ignoreFocusOut: true },
-        )
-      : { target: 'user' as const };
-    if (!pick) return undefined;
-    target = pick.target;
-  }
+  // Profiles live in user (or remote) settings only: a workspace may pick one by name, never define one.
+  if (target === 'workspace') throw new Error('Profiles are kept in user settings: a workspace can only choose one by name (claudeGateway.activeProfile).');
   const config = vscode.workspace.getConfiguration(SECTION);
-  const scope = target === 'workspace' ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
   const inspected = config.inspect<unknown[]>('profiles');
-  const existing = (target === 'workspace' ? inspected?.workspaceValue : inspected?.globalValue) ?? (target === 'user' ? (inspected?.defaultValue ?? []) : []);
-  if (secret) await secrets.set(parsed.data.name, secret);
-  await config.update('profiles', [...existing, parsed.data], scope);
+  const existing = inspected?.globalValue ?? inspected?.defaultValue ?? [];
+  if (secret) await secrets.set(asRuntimeProfile, secret);
+  await config.update('profiles', [...existing, parsed.data], vscode.ConfigurationTarget.Global);
   void vscode.window.setStatusBarMessage(`Claude Gateway: profile ${parsed.data.name} added`, 3000);
   return parsed.data.name;
 }

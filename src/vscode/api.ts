@@ -1,4 +1,5 @@
 import type * as vscode from 'vscode';
+import { secretIdentity } from '../core/secret-identity';
 import type { UsageSnapshot } from '../core/usage-summary';
 import { GatewayController, type ControllerOptions } from './controller';
 import type { DashboardMessage, UsageDashboard } from './dashboard';
@@ -44,6 +45,12 @@ export interface ClaudeGatewayTestApi extends ClaudeGatewayApi {
   dashboardMessage(): DashboardMessage | undefined;
   /** Profiles the missing-secret warning was shown for. */
   secretWarnings(): string[];
+  /** Where the gateway would send a profile's key now (its upstream URL), as the running gateway sees the profile. */
+  profileTarget(name: string): string | undefined;
+  /** Answered "send the key there?" questions: `profile -> provider url: sent|refused`. */
+  secretPrompts(): string[];
+  /** Answers those questions from now on without a dialog (true or false); undefined restores the dialog. */
+  answerSecretPrompts(answer: boolean | undefined): void;
   /** Starts another "window" on a port in this host (tests of serving, attaching and takeover). */
   createPeer(opts: ControllerOptions): Promise<GatewayPeer>;
 }
@@ -98,6 +105,12 @@ export function testApi(i: ApiInternals): ClaudeGatewayTestApi {
     usage: () => controller.usage.snapshot(),
     dashboardMessage: () => dashboard.lastMessage,
     secretWarnings: () => [...warnings.shown],
+    profileTarget: (name) => {
+      const p = controller.profiles.find((x) => x.name === name);
+      return p && secretIdentity(p).url;
+    },
+    secretPrompts: () => [...secrets.answers],
+    answerSecretPrompts: (answer) => secrets.setConfirm(answer === undefined ? undefined : async () => answer),
     createPeer: async (opts) => {
       const peer = new GatewayController(context, secrets, log, { detached: true, ...opts });
       await peer.start();

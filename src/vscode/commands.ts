@@ -47,6 +47,8 @@ async function setProviderSecret({ controller, secrets }: CommandContext, name?:
     profileName = pick?.profile.name;
   }
   if (!profileName) return false;
+  const profile = controller.profiles.find((p) => p.name === profileName);
+  if (!profile) throw new Error(`No profile named "${profileName}" (profiles: ${controller.profiles.map((p) => p.name).join(', ')})`);
   const secret =
     value ??
     (await vscode.window.showInputBox({
@@ -57,7 +59,8 @@ async function setProviderSecret({ controller, secrets }: CommandContext, name?:
       validateInput: (v) => (v.trim() ? undefined : 'Enter the key'),
     }));
   if (!secret) return false;
-  await secrets.set(profileName, secret.trim());
+  // Bound to where the profile points now: the gateway sends it nowhere else without asking.
+  await secrets.set(profile, secret.trim());
   void vscode.window.setStatusBarMessage(`Claude Gateway: secret stored for ${profileName}`, 3000);
   return true;
 }

@@ -164,7 +164,8 @@ export class GatewayController implements vscode.Disposable {
 
   async start(): Promise<void> {
     this.config = this.buildConfig();
-    await this.secrets.load(this.config.profiles.map((p) => p.name));
+    this.secrets.useProfiles(this.config.profiles);
+    await this.secrets.load();
     const remembered = this.opts.detached ? undefined : this.context.workspaceState.get<string>(WINDOW_PROFILE_STATE);
     this.pinned = remembered && this.config.profiles.some((p) => p.name === remembered) ? remembered : this.config.activeProfile;
     this.usage.setBudgets(this.config.budgets);
@@ -395,13 +396,15 @@ export class GatewayController implements vscode.Disposable {
       return;
     }
     this.config = config;
+    // Before the runtime sees the new profiles, so no request gets a key for an upstream it was not stored for.
+    this.secrets.useProfiles(config.profiles);
     this.serving?.runtime.updateConfig(config);
     this.usage.setBudgets(config.budgets);
     if (!config.profiles.some((p) => p.name === this.pinned)) {
       this.pinned = config.activeProfile;
       this.serving?.runtime.pinKey(this.windowKeyId, this.pinned);
     }
-    await this.secrets.load(config.profiles.map((p) => p.name));
+    await this.secrets.load();
     if (previous.port !== this.settings.port && this.opts.port === undefined) await this.restart();
     else this.fireState();
   }

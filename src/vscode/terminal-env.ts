@@ -10,6 +10,8 @@ import { SECTION } from './settings';
  * inherited from user or workspace settings don't count: those are the window's profile.
  */
 export function folderProfileName(folder: vscode.WorkspaceFolder): string | undefined {
+  // In Restricted Mode a folder's settings choose nothing (package.json restricts the setting too).
+  if (!vscode.workspace.isTrusted) return undefined;
   const value = vscode.workspace.getConfiguration(SECTION, folder.uri).inspect<string>('activeProfile')?.workspaceFolderValue;
   return typeof value === 'string' && value ? value : undefined;
 }
