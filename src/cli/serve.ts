@@ -35,7 +35,8 @@ export async function serve(opts: ServeOptions): Promise<void> {
   const keys = cliKeyRing(config, { createLocalKey: true });
   for (const w of keys.warnings) process.stderr.write(`warning: ${w}\n`);
   const runtime = new GatewayRuntime({ config, keys, version: VERSION });
-  const accounting = runtime.accountant.health?.() as { audit?: { writable: boolean; error?: string } } | undefined;
+  const accounting = runtime.accountant.health?.() as { audit?: { writable: boolean; error?: string; tamper?: { message: string } } } | undefined;
+  if (accounting?.audit?.tamper) process.stderr.write(`error: ${accounting.audit.tamper.message}. Recorded in the log as a "tamper" event; \`audit verify\` fails from now on.\n`);
   if (accounting?.audit && !accounting.audit.writable) {
     process.stderr.write(
       `warning: the audit log in ${config.audit.dir} cannot be written (${accounting.audit.error}); ${config.audit.failOpen ? 'serving without an audit trail (audit.failOpen)' : 'model calls are refused with 503 until it can'}\n`,

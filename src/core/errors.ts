@@ -56,6 +56,10 @@ export const Errors = {
   HelperFailed: define('CCGW_HELPER_FAILED', 'api_error', 502, 'The apiKeyHelper of profile "%s" failed: %s', { retry: false }),
   CredentialsFailed: define('CCGW_CREDENTIALS_FAILED', 'api_error', 502, '%s'),
   UpstreamUnreachable: define('CCGW_UPSTREAM_UNREACHABLE', 'api_error', 502, 'Could not reach the upstream of profile "%s" (%s): %s.'),
+  /** The upstream's answer ended before the gateway could read what it needed (an error body, a count). */
+  UpstreamCut: define('CCGW_UPSTREAM_CUT', 'api_error', 502, 'The upstream of profile "%s" (%s) cut its answer short: %s.'),
+  /** The upstream answered with something the gateway cannot translate for the client. */
+  UpstreamBadAnswer: define('CCGW_UPSTREAM_BAD_ANSWER', 'api_error', 502, 'The upstream of profile "%s" (%s) sent an answer the gateway cannot read: %s.'),
   UpstreamTimeout: define('CCGW_UPSTREAM_TIMEOUT', 'api_error', 504, 'The upstream of profile "%s" (%s) did not answer in time: %s.'),
   Unavailable: define('CCGW_UNAVAILABLE', 'api_error', 503, '%s', { retry: false }),
   UnknownBudget: define('CCGW_UNKNOWN_BUDGET', 'not_found_error', 404, '%s', { retry: false }),

@@ -93,16 +93,14 @@ describe('audit log: verify with the bundled CLI (dist/cli.js)', function () {
     });
   }
 
-  it('a torn last line is moved aside at start; the chain continues with a gap that verify reports as a gap', async () => {
+  it('a torn last line after the head is moved aside at start; the chain continues with a gap that verify reports as a gap', async () => {
     const copyData = fs.mkdtempSync(path.join(os.tmpdir(), 'ccgw-torn-'));
     const auditCopy = path.join(copyData, 'audit');
     fs.mkdirSync(auditCopy);
     for (const n of fs.readdirSync(dir)) fs.copyFileSync(path.join(dir, n), path.join(auditCopy, n));
     const file = auditFiles(auditCopy)[0];
-    // A crash mid-write: half a record, no newline (and no stop event after it).
-    const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
-    fs.writeFileSync(file, lines.slice(0, -1).join('\n') + '\n' + '{"seq":8,"t":"2026-01-01T00:00:00.000Z","type":"call","id":"x","usa');
-    fs.rmSync(path.join(auditCopy, 'HEAD.json'));
+    // A crash mid-write: half a record after the last one the head names, no newline.
+    fs.appendFileSync(file, '{"seq":9,"t":"2026-01-01T00:00:00.000Z","type":"call","id":"x","usa');
     const gw = await startGateway({ profiles: [{ name: 'a', provider: 'anthropic', apiKey: 'sk-ant-x', baseUrl: upstream.url }] }, { dataDir: copyData });
     await gw.close();
     const recs = readAudit(auditCopy);
@@ -112,6 +110,25 @@ describe('audit log: verify with the bundled CLI (dist/cli.js)', function () {
     const r = verify(auditCopy);
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /^gap: .* torn_line/m);
+    fs.rmSync(copyData, { recursive: true, force: true });
+  });
+
+  it('a torn last line before the head (the log cut short of it) is tampering, not a crash: verify fails', async () => {
+    const copyData = fs.mkdtempSync(path.join(os.tmpdir(), 'ccgw-torn-'));
+    const auditCopy = path.join(copyData, 'audit');
+    fs.mkdirSync(auditCopy);
+    for (const n of fs.readdirSync(dir)) fs.copyFileSync(path.join(dir, n), path.join(auditCopy, n));
+    const file = auditFiles(auditCopy)[0];
+    const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
+    fs.writeFileSync(file, lines.slice(0, -1).join('\n') + '\n' + '{"seq":8,"t":"2026-01-01T00:00:00.000Z","type":"call","id":"x","usa');
+    const gw = await startGateway({ profiles: [{ name: 'a', provider: 'anthropic', apiKey: 'sk-ant-x', baseUrl: upstream.url }] }, { dataDir: copyData });
+    await gw.close();
+    const recs = readAudit(auditCopy);
+    assert.equal(recs.find((r) => r.type === 'gap'), undefined);
+    assert.equal(recs.find((r) => r.type === 'tamper')?.reason, 'log_truncated');
+    const r = verify(auditCopy);
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /^TAMPERED \(recorded\): .* records tampering the gateway found when it started at .*: the log ends at seq 7, but HEAD\.json .* says it reached seq 8/m);
     fs.rmSync(copyData, { recursive: true, force: true });
   });
 

@@ -11,12 +11,16 @@ import { PriceTable } from './pricing';
 import { isRateRefusal, RateLimiter, rateHeaders } from './rate-limits';
 import { rebuildLedger } from './rebuild';
 import { callRecord, configuredSecrets, Scrubber } from './records';
+import { SecurityEventLog, securityEventOf, type SecurityRefusal } from './security-events';
+import { SpendBook, type MissingSpend } from './spend-book';
 import { secondsUntil, type Period } from './windows';
 
 /** How the accountant met the log at start. */
 export interface AccountingStart {
   records: number;
   ms: number;
+  /** Set when the log was found short of its head (tampering): what is missing, said in a sentence. */
+  tamper?: { reason: string; message: string; restored: MissingSpend[] };
 }
 
 /**
@@ -36,6 +40,11 @@ export class Accounting implements Accountant, Disposable {
   private readonly estimates = new Map<string, number>();
   private readonly subscriptions: Disposable[] = [];
   private disposed = false;
+  /** Spend written to the log per budgeted scope and day: what HEAD.json records. */
+  private readonly spend: SpendBook;
+  private readonly security: SecurityEventLog;
+  /** Removes configured secrets and credential shapes from what security records keep of a request. */
+  private securityScrubber: Scrubber;
 
   constructor(private readonly runtime: GatewayRuntime) {
     const config = runtime.config;
@@ -46,11 +55,19 @@ export class Accounting implements Accountant, Disposable {
     this.scrubber = this.makeScrubber(config);
     this.prometheus = new GatewayMetrics(() => this.ledger.statuses());
     this.audit = new AuditLog(config.audit.dir, runtime.instanceId);
+    this.spend = new SpendBook(config.budgets, now);
+    this.audit.headSpend = () => (this.ledger.size ? this.spend.toJSON() : undefined);
+    this.security = new SecurityEventLog((type, fields, at) => this.audit.appendSoon(type, fields, at));
+    this.securityScrubber = new Scrubber('redacted', configuredSecrets(config, runtime.env));
     const t0 = performance.now();
-    const rebuilt = this.audit.failure ? { records: 0 } : rebuildLedger(config.audit.dir, this.ledger, config.budgets, now);
-    this.started = { records: rebuilt.records, ms: performance.now() - t0 };
     const r = this.audit.recovery;
-    if (r.unclean) {
+    const upToHead = r.head?.spend ? new SpendBook(config.budgets, now) : undefined;
+    const rebuilt = this.audit.failure
+      ? { records: 0 }
+      : rebuildLedger(config.audit.dir, this.ledger, config.budgets, now, { all: this.spend, upToHead, headSeq: r.head?.seq });
+    const tamper = this.restoreMissingSpend(upToHead);
+    this.started = { records: rebuilt.records, ms: performance.now() - t0, ...(tamper ? { tamper } : {}) };
+    if (!tamper && r.unclean) {
       this.audit.append('gap', {
         reason: r.tornMovedTo ? 'torn_line' : 'unclean_shutdown',
         afterSeq: r.lastSeq,
@@ -63,6 +80,43 @@ export class Accounting implements Accountant, Disposable {
       runtime.onDidChangeProfile((e) => this.audit.append('profile_switch', { key: e.keyId, profile: e.profile })),
       runtime.onDidChangeConfig((c) => this.reconfigure(c)),
     );
+  }
+
+  /**
+   * Compares the log with its head: spend the head recorded that the records up to its seq no longer hold was in
+   * records that were removed (or edited), so it is counted again in the budgets and written into the chain with the
+   * `tamper` record (the next start reads it back from there). Says so loudly: on stderr through the CLI, in /health.
+   */
+  private restoreMissingSpend(upToHead: SpendBook | undefined): AccountingStart['tamper'] {
+    const r = this.audit.recovery;
+    const missing = upToHead && r.head ? upToHead.missingFrom(r.head.spend) : [];
+    for (const m of missing) {
+      this.ledger.record([m.scope], m.usd, Date.parse(`${m.day}T00:00:00.000Z`));
+      this.spend.addOne(m.scope, m.day, m.usd);
+    }
+    const pending = this.audit.pendingTamper;
+    let reason: string;
+    let message: string;
+    if (pending && r.tamper) {
+      if (missing.length) pending.restored = missing;
+      reason = r.tamper.reason;
+      message = r.tamper.message;
+    } else if (missing.length && r.head) {
+      reason = 'spend_missing';
+      message = `the log holds less spend than HEAD.json recorded up to seq ${r.head.seq}: records before it were removed or edited`;
+      this.audit.append('tamper', { reason, detail: message, expected: { seq: r.head.seq, hash: r.head.hash }, found: { seq: r.lastSeq }, restored: missing });
+    } else return undefined;
+    if (missing.length) {
+      const byScope = new Map<string, number>();
+      for (const m of missing) byScope.set(m.scope, (byScope.get(m.scope) ?? 0) + m.usd);
+      message += `; the budgets keep what the head says the missing records cost (${[...byScope].map(([scope, usd]) => `${scope} $${formatUsd(usd)}`).join(', ')})`;
+    }
+    return { reason, message: `the audit log in ${this.audit.dir} was tampered with: ${message}`, restored: missing };
+  }
+
+  /** Records a refusal by authentication or path confinement, without secrets (rate-limited; see SecurityEventLog). */
+  recordSecurity(refusal: SecurityRefusal): void {
+    this.security.record(securityEventOf(refusal, this.securityScrubber));
   }
 
   admit(call: CallInfo): Admission {
@@ -138,7 +192,11 @@ export class Accounting implements Accountant, Disposable {
   }
 
   private write(c: SettledCall, family: string | undefined): void {
-    this.audit.appendSoon('call', callRecord(c, family, this.scrubber) as unknown as Record<string, unknown>);
+    const now = Date.now();
+    // The head's spend counts exactly the records that will be written (a dropped one is a gap, not spend it names).
+    const record = callRecord(c, family, this.scrubber);
+    if (!this.audit.appendSoon('call', record as unknown as Record<string, unknown>, now)) return;
+    if (c.costUsd && this.ledger.size) this.spend.add(scopesOf(c), c.costUsd, now);
   }
 
   /** The reservation for a call: the recent cost of its model family, else its input at list price. */
@@ -172,6 +230,7 @@ export class Accounting implements Accountant, Disposable {
         pendingRecords: this.audit.pendingRecords,
         droppedRecords: this.audit.dropped,
         bodies: this.runtime.config.audit.bodies,
+        ...(this.started.tamper ? { tamper: { reason: this.started.tamper.reason, message: this.started.tamper.message } } : {}),
       },
       budgets: this.ledger.size,
       rateLimits: this.limiter.size,
@@ -193,6 +252,8 @@ export class Accounting implements Accountant, Disposable {
     this.ledger.configure(config.budgets);
     this.limiter.configure(config.rateLimits);
     this.scrubber = this.makeScrubber(config);
+    this.spend.configure(config.budgets);
+    this.securityScrubber = new Scrubber('redacted', configuredSecrets(config, this.runtime.env));
     this.audit.append('config_reload', { source: config.source, budgets: config.budgets.length, rateLimits: config.rateLimits.length, activeProfile: config.activeProfile });
     this.runtime.publishBudgets(this.ledger.statuses());
   }
@@ -205,6 +266,7 @@ export class Accounting implements Accountant, Disposable {
     if (this.disposed) return;
     this.disposed = true;
     for (const s of this.subscriptions.reverse()) s.dispose();
+    this.security.dispose();
     this.audit.append('stop', { instance: this.runtime.instanceId, callsInFlight: this.runtime.callsInFlight });
     this.audit.close();
   }

@@ -148,21 +148,95 @@ export function readTail(file: string): { last?: string; tornAt?: number; size: 
   }
 }
 
-/** The anchor written on clean stop: lets `verify` notice lines removed from the end. */
+/** Spend the log holds, per budget scope and UTC date (`{ "global": { "2026-12-04": 1.25 } }`). */
+export type ScopeDaySpend = Record<string, Record<string, number>>;
+
+/**
+ * The anchor of the chain, written at start, every few seconds while records are written, and on clean stop: lets
+ * `verify` and the next start notice lines removed from the end, and says what the removed lines had cost.
+ */
 export interface AuditHead {
   seq: number;
   hash: string;
+  /** When it was written. */
+  t?: string;
+  /** Cost of every call recorded up to `seq`, per budgeted scope and UTC day (the days budgets still look at). */
+  spend?: ScopeDaySpend;
 }
 
 export function headPath(dir: string): string {
   return path.join(dir, 'HEAD.json');
 }
 
-export function readHead(dir: string): AuditHead | undefined {
+/** What `HEAD.json` holds: a head, nothing (no file), or something that is not a head. */
+export type HeadState = { head: AuditHead } | { missing: true } | { unreadable: string };
+
+export function readHeadState(dir: string): HeadState {
+  let text: string;
   try {
-    const h = JSON.parse(fs.readFileSync(headPath(dir), 'utf8'));
-    return typeof h.seq === 'number' && typeof h.hash === 'string' ? h : undefined;
-  } catch {
-    return undefined;
+    text = fs.readFileSync(headPath(dir), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { missing: true };
+    return { unreadable: (err as NodeJS.ErrnoException).code ?? String(err) };
   }
+  try {
+    const h = JSON.parse(text);
+    if (typeof h.seq === 'number' && Number.isInteger(h.seq) && h.seq >= 0 && typeof h.hash === 'string') return { head: h as AuditHead };
+  } catch {
+    // Falls through.
+  }
+  return { unreadable: 'not a head record' };
+}
+
+export function readHead(dir: string): AuditHead | undefined {
+  const s = readHeadState(dir);
+  return 'head' in s ? s.head : undefined;
+}
+
+/**
+ * Replaces `HEAD.json` atomically (a temp file, synced, renamed over it), so a crash never leaves half a head; the
+ * log is synced first (`syncFd`) so that after a power cut the head never names records the disk lost.
+ */
+export function writeHead(dir: string, head: AuditHead, syncFd?: number): void {
+  if (syncFd !== undefined) fs.fdatasyncSync(syncFd);
+  const file = headPath(dir);
+  const tmp = `${file}.${process.pid}.tmp`;
+  const fd = fs.openSync(tmp, 'w', 0o600);
+  try {
+    fs.writeSync(fd, JSON.stringify(head) + '\n');
+    fs.fdatasyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+}
+
+/** The hash of the record with `seq` (searching the newest files first), or undefined when no line has that seq. */
+export function findRecordHash(dir: string, seq: number): string | undefined {
+  const files = listAuditFiles(dir).map((f) => f.file);
+  const prefix = `{"seq":${seq},`;
+  for (let i = files.length - 1; i >= 0; i--) {
+    let first: number | undefined;
+    let hit: string | undefined;
+    readLines([files[i]], (l) => {
+      if (first === undefined) {
+        const m = /^\{"seq":(\d+),/.exec(l.text);
+        first = m ? Number(m[1]) : 0;
+        // The seq is in an older file (or nowhere): stop reading this one.
+        if (first > seq) return false;
+      }
+      if (l.complete && l.text.startsWith(prefix)) {
+        try {
+          const rec = JSON.parse(l.text) as { hash?: unknown };
+          hit = typeof rec.hash === 'string' ? rec.hash : '';
+        } catch {
+          hit = '';
+        }
+        return false;
+      }
+    });
+    if (hit !== undefined) return hit;
+    if (first !== undefined && first <= seq) return undefined;
+  }
+  return undefined;
 }

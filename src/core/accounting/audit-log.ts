@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { auditFileName, GENESIS, headPath, listAuditFiles, readTail, seal } from './audit-files';
-import { AuditLock, AuditLockedError } from './audit-lock';
+import { auditFileName, findRecordHash, GENESIS, listAuditFiles, readHeadState, readTail, seal, writeHead, type AuditHead, type ScopeDaySpend } from './audit-files';
+import { AuditLock, AuditLockedError, LEASE_REFRESH_MS } from './audit-lock';
 import { utcDate } from './windows';
 
 /** Why the audit log cannot be written, for /health and the 503 message. */
@@ -18,6 +18,23 @@ export interface AuditRecovery {
   /** A torn last line was moved to this file. */
   tornMovedTo?: string;
   tornBytes?: number;
+  /** The head `HEAD.json` held at start, if it held one. */
+  head?: AuditHead;
+  /**
+   * Set when the log does not reach what its head recorded (lines or files removed, the head deleted or edited):
+   * tampering, never a crash. A `tamper` record saying so is the first record written after start.
+   */
+  tamper?: HeadProblem;
+}
+
+/** What the start found wrong between the log and its head. */
+export interface HeadProblem {
+  reason: 'log_truncated' | 'head_mismatch' | 'head_missing' | 'head_unreadable';
+  message: string;
+  /** What the head says the log reached. */
+  expected?: { seq: number; hash: string };
+  /** Where the log really ends. */
+  found: { seq: number; hash: string };
 }
 
 /** Records kept in memory while the log cannot be written, written first once it can; beyond this they are dropped. */
@@ -64,6 +81,13 @@ export class AuditLog {
   };
   private lastNow = NaN;
   private lastIso = '';
+  /** The seq `HEAD.json` was last written with (-1: not yet by this writer). */
+  private headSeq = -1;
+  private timer?: NodeJS.Timeout;
+  /** The queued `tamper` record of a start that found the log short of its head (until it is written). */
+  private tamperFields?: Record<string, unknown>;
+  /** What the head records besides seq and hash: the spend of the records written so far (set by the accountant). */
+  headSpend?: () => ScopeDaySpend | undefined;
   /** Records lost for good: more than MAX_PENDING_RECORDS waited for the log, or some still waited at close. */
   dropped = 0;
   readonly recovery: AuditRecovery = { lastSeq: 0, unclean: false };
@@ -83,6 +107,18 @@ export class AuditLog {
       if (err instanceof AuditLockedError) throw err;
       this.fail(err);
     }
+    // Renews the lock's lease and keeps the head near the end of the log (so a kill -9 followed by a truncation of
+    // what came after the last head is the most that can go unnoticed).
+    this.timer = setInterval(() => this.tick(), LEASE_REFRESH_MS);
+    this.timer.unref();
+  }
+
+  /**
+   * The fields of the `tamper` record queued at start (the log was short of its head), while it is not yet written:
+   * the accountant adds the spend it restored. Undefined when the start found nothing wrong.
+   */
+  get pendingTamper(): Record<string, unknown> | undefined {
+    return this.tamperFields;
   }
 
   /** Records waiting in memory for the log to become writable (0 while it is writable). */
@@ -108,18 +144,26 @@ export class AuditLog {
     return this.flush();
   }
 
-  /** Queues one record; it is written with the others of this event-loop turn, in one write, at `setImmediate`. */
-  appendSoon(type: string, fields: Record<string, unknown>, now = Date.now()): void {
-    this.enqueue(type, fields, now);
+  /**
+   * Queues one record; it is written with the others of this event-loop turn, in one write, at `setImmediate`.
+   * False when it was dropped (MAX_PENDING_RECORDS already wait for a log that cannot be written).
+   */
+  appendSoon(type: string, fields: Record<string, unknown>, now = Date.now()): boolean {
+    const queued = this.enqueue(type, fields, now);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.flushSoon);
     }
+    return queued;
   }
 
-  private enqueue(type: string, fields: Record<string, unknown>, now: number): void {
-    if (this.queue.length < MAX_PENDING_RECORDS) this.queue.push({ type, fields, now });
-    else this.dropped++;
+  private enqueue(type: string, fields: Record<string, unknown>, now: number): boolean {
+    if (this.queue.length < MAX_PENDING_RECORDS) {
+      this.queue.push({ type, fields, now });
+      return true;
+    }
+    this.dropped++;
+    return false;
   }
 
   /**
@@ -161,6 +205,8 @@ export class AuditLog {
       if (done) {
         q.length = 0;
         this._failure = undefined;
+        this.tamperFields = undefined;
+        if (this.headSeq === -1) this.checkpoint();
       }
       return true;
     }
@@ -189,12 +235,55 @@ export class AuditLog {
     return this.lastIso;
   }
 
-  /** Writes the anchor `verify` uses to notice removed trailing lines, and closes the file. */
+  /**
+   * Writes `HEAD.json` (seq, hash and the spend so far) when every record is written; false when it could not be.
+   * Called at the first write, every LEASE_REFRESH_MS while records are written, and on close.
+   */
+  checkpoint(): boolean {
+    if (this._failure || this.queue.length || !this.recovered || !this.lock) return false;
+    try {
+      const spend = this.headSpend?.();
+      writeHead(this.dir, { seq: this.seq, hash: this.prev, t: new Date().toISOString(), ...(spend ? { spend } : {}) }, this.fd);
+      this.headSeq = this.seq;
+      return true;
+    } catch (err) {
+      this.fail(err);
+      return false;
+    }
+  }
+
+  /** The timer's work: renew the lease (or notice it was lost), and move the head up to the records written since. */
+  private tick(): void {
+    if (this.lock) {
+      let ours: boolean;
+      try {
+        ours = this.lock.refresh();
+      } catch {
+        // The folder cannot be written now; the next write reports it, and a later tick renews.
+        return;
+      }
+      if (!ours) {
+        // Another gateway took the folder over (our lease ran out, e.g. while this process was suspended): writing on
+        // would fork the chain. Records wait in memory; probe() retries the lock.
+        this.lock = undefined;
+        this._failure = { code: 'EAUDITLOCKLOST', message: `the audit log in ${this.dir} was taken over by another gateway after this one's lease ran out` };
+        return;
+      }
+    }
+    if (this.queue.length) this.flush();
+    if (this.seq !== this.headSeq) this.checkpoint();
+  }
+
+  /** Writes the queued records and the head (the anchor that notices removed trailing lines), and closes the file. */
   close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
     if (this.queue.length && !this.flush()) {
       this.dropped += this.queue.length;
       this.queue = [];
     }
+    // Only a head that matches what is in the files: after a failure the last good head stays.
+    this.checkpoint();
     if (this.fd !== undefined) {
       try {
         fs.fsyncSync(this.fd);
@@ -203,11 +292,6 @@ export class AuditLog {
       }
       fs.closeSync(this.fd);
       this.fd = undefined;
-    }
-    try {
-      fs.writeFileSync(headPath(this.dir), JSON.stringify({ seq: this.seq, hash: this.prev }) + '\n', { mode: 0o600 });
-    } catch {
-      // An unwritable folder was already reported through `failure`.
     }
     this.lock?.release();
     this.lock = undefined;
@@ -221,7 +305,14 @@ export class AuditLog {
     if (!this._failure) return true;
     try {
       fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-      this.lock ??= AuditLock.acquire(this.dir, this.instance);
+      if (!this.lock) {
+        this.lock = AuditLock.acquire(this.dir, this.instance);
+        if (this._failure.code === 'EAUDITLOCKLOST') {
+          // Whoever held the folder meanwhile wrote its own records: continue from its head, not ours.
+          this.recovered = false;
+          this.headSeq = -1;
+        }
+      }
       if (!this.recovered) {
         this.recover();
         this.recovered = true;
@@ -242,8 +333,15 @@ export class AuditLog {
     this.fileDate = date;
   }
 
-  /** Finds the chain head in the newest file; moves a torn last line aside. */
+  /** Finds the chain head in the newest file; moves a torn last line aside; checks the log against `HEAD.json`. */
   private recover(): void {
+    this.recovery.unclean = false;
+    this.recovery.tamper = undefined;
+    this.findLast();
+    this.checkHead();
+  }
+
+  private findLast(): void {
     const files = listAuditFiles(this.dir);
     for (let i = files.length - 1; i >= 0; i--) {
       const { file } = files[i];
@@ -272,6 +370,68 @@ export class AuditLog {
       return;
     }
     this.recovery.unclean = this.recovery.tornMovedTo !== undefined;
+  }
+
+  /**
+   * A log shorter than its head, or one whose record at the head's seq is not the one the head names, was tampered
+   * with (a crash only ever leaves records after the head: the head is written after the records it names are on
+   * disk). So is a missing or unreadable head beside a log that has records (the head is written at the first write
+   * of every start). The problem is queued as a `tamper` record, the first one written after start.
+   */
+  private checkHead(): void {
+    const state = readHeadState(this.dir);
+    const found = { seq: this.seq, hash: this.prev };
+    let problem: HeadProblem | undefined;
+    if ('missing' in state) {
+      if (this.seq === 0) {
+        // A new folder: anchor it now, so that a crash before the first head write cannot look like a deleted head.
+        writeHead(this.dir, { seq: 0, hash: GENESIS, t: new Date().toISOString() });
+        return;
+      }
+      problem = {
+        reason: 'head_missing',
+        found,
+        message: `HEAD.json is missing although the log holds records up to seq ${this.seq}: the gateway writes it at every start, so it was deleted, and records after seq ${this.seq} may have been removed with it`,
+      };
+    } else if ('unreadable' in state) {
+      problem = { reason: 'head_unreadable', found, message: `HEAD.json cannot be read as a head (${state.unreadable}): it was edited or replaced` };
+    } else {
+      const head = state.head;
+      this.recovery.head = head;
+      const expected = { seq: head.seq, hash: head.hash };
+      if (head.seq > this.seq) {
+        const range = head.seq === this.seq + 1 ? `record seq ${head.seq} is` : `records seq ${this.seq + 1}-${head.seq} are`;
+        problem = {
+          reason: 'log_truncated',
+          expected,
+          found,
+          message: `the log ends at seq ${this.seq}, but HEAD.json${head.t ? ` (written ${head.t})` : ''} says it reached seq ${head.seq}: ${range} missing (lines or daily files were removed)`,
+        };
+      } else {
+        const hash = head.seq === this.seq ? this.prev : head.seq === 0 ? GENESIS : findRecordHash(this.dir, head.seq);
+        if (hash !== head.hash) {
+          problem = {
+            reason: 'head_mismatch',
+            expected,
+            found,
+            message:
+              hash === undefined
+                ? `HEAD.json names seq ${head.seq}, which is not in the log: records were removed or HEAD.json was edited`
+                : `the record at seq ${head.seq} is not the one HEAD.json names (hash ${hash.slice(0, 12)}..., expected ${head.hash.slice(0, 12)}...): the log was rewritten or HEAD.json was edited`,
+          };
+        }
+      }
+    }
+    if (!problem) return;
+    this.recovery.tamper = problem;
+    this.tamperFields = {
+      reason: problem.reason,
+      detail: problem.message,
+      ...(problem.expected ? { expected: problem.expected } : {}),
+      found: problem.found,
+      ...(this.recovery.tornMovedTo ? { movedTo: this.recovery.tornMovedTo, bytes: this.recovery.tornBytes } : {}),
+    };
+    this.enqueue('tamper', this.tamperFields, Date.now());
   }
 
   private fail(err: unknown): void {

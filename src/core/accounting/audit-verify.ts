@@ -1,8 +1,8 @@
 import * as path from 'node:path';
-import { GENESIS, hashMatches, listAuditFiles, readHead, readLines, type RawLine } from './audit-files';
+import { GENESIS, hashMatches, listAuditFiles, readHeadState, readLines, type AuditHead, type RawLine } from './audit-files';
 
 /** What kind of damage a line shows. */
-export type TamperKind = 'edited' | 'removed' | 'reordered' | 'inserted';
+export type TamperKind = 'edited' | 'removed' | 'reordered' | 'inserted' | 'recorded';
 
 /** The first line that breaks the chain. */
 export interface TamperFinding {
@@ -28,6 +28,8 @@ export interface VerifyResult {
   lastSeq: number;
   gaps: GapFinding[];
   tamper?: TamperFinding;
+  /** Tampering the gateway found at a start and wrote into the chain (`tamper` records): the log stays failed. */
+  recorded: TamperFinding[];
 }
 
 const RECENT = 4096;
@@ -39,14 +41,15 @@ const RECENT = 4096;
  */
 export function verifyAudit(dir: string): VerifyResult {
   const files = listAuditFiles(dir).map((f) => f.file);
-  const result: VerifyResult = { intact: true, files: files.length, records: 0, lastSeq: 0, gaps: [] };
+  const result: VerifyResult = { intact: true, files: files.length, records: 0, lastSeq: 0, gaps: [], recorded: [] };
   let prev = GENESIS;
   let seq = 0;
   const recent = new Map<string, { seq: number; at: RawLine }>();
   let pendingBad: { at: RawLine; rec?: Record<string, unknown>; prevBefore: string } | undefined;
   let tornTail: RawLine | undefined;
   const where = (l: RawLine) => `${path.basename(l.file)} line ${l.line}`;
-  const head = readHead(dir);
+  const headState = readHeadState(dir);
+  const head: AuditHead | undefined = 'head' in headState ? headState.head : undefined;
   let headSeen = false;
 
   const found = (t: TamperFinding): false => {
@@ -113,6 +116,15 @@ export function verifyAudit(dir: string): VerifyResult {
       return;
     }
     if (rec.type === 'gap') result.gaps.push({ file: l.file, line: l.line, seq: rs, reason: String(rec.reason ?? 'gap') });
+    if (rec.type === 'tamper') {
+      result.recorded.push({
+        kind: 'recorded',
+        file: l.file,
+        line: l.line,
+        seq: rs,
+        message: `${where(l)} records tampering the gateway found when it started at ${String(rec.t)}: ${String(rec.detail ?? rec.reason ?? 'tamper')}`,
+      });
+    }
     if (head && rs === head.seq) headSeen = rec.hash === head.hash;
     prev = rec.hash as string;
     seq = rs;
@@ -128,13 +140,22 @@ export function verifyAudit(dir: string): VerifyResult {
   if (result.intact && tornTail) {
     result.gaps.push({ file: tornTail.file, line: tornTail.line, reason: 'incomplete last line (a write cut short by a crash; the gateway moves it aside at its next start)' });
   }
-  if (result.intact && head && head.seq > seq) {
+  if (result.intact && 'missing' in headState && result.records > 0) {
+    found({ kind: 'removed', file: headPathOf(dir), line: 0, seq: seq + 1, message: `HEAD.json is missing (the gateway writes it at every start), so records after seq ${seq} may have been removed with it` });
+  } else if (result.intact && 'unreadable' in headState) {
+    found({ kind: 'edited', file: headPathOf(dir), line: 0, message: `HEAD.json is not a head the gateway wrote (${headState.unreadable})` });
+  } else if (result.intact && head && head.seq > seq) {
     found({ kind: 'removed', file: files[files.length - 1] ?? dir, line: 0, seq: seq + 1, message: `records after seq ${seq} were removed (the log ended at seq ${head.seq} when the gateway last stopped)` });
   } else if (result.intact && head && !headSeen && head.seq > 0) {
     found({ kind: 'edited', file: files[files.length - 1] ?? dir, line: 0, seq: head.seq, message: `record seq ${head.seq} is not the one written when the gateway last stopped` });
   }
+  if (result.intact && result.recorded.length) found(result.recorded[0]);
   result.lastSeq = seq;
   return result;
+}
+
+function headPathOf(dir: string): string {
+  return path.join(dir, 'HEAD.json');
 }
 
 function appearsLater(files: string[], after: RawLine, seq: number): RawLine | undefined {

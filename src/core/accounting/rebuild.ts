@@ -1,15 +1,27 @@
 import type { BudgetConfig } from '../config/schema';
 import { listAuditFiles, readLines } from './audit-files';
 import { scopesOf, type BudgetLedger } from './budgets';
+import type { MissingSpend, SpendBook } from './spend-book';
 import { utcDate, windowAt, type Period } from './windows';
+
+/** Where the rebuild also counts spend per scope and day (for the head, and to check the log against it). */
+export interface RebuildBooks {
+  /** Every record's spend. */
+  all: SpendBook;
+  /** The spend of records up to `headSeq` only (what the head's own spend must match). */
+  upToHead?: SpendBook;
+  headSeq?: number;
+}
 
 /**
  * Rebuilds budget spend from the audit log at start, so a restart (or a crash) loses nothing: reads the
- * daily files from the start of the oldest current budget window and counts every priced call record and
- * every budget override. The chain is not re-verified here (that is `audit verify`'s job), only parsed.
+ * daily files from the start of the oldest current budget window and counts every priced call record, the spend
+ * a `tamper` record restored, and every budget override. The chain is not re-verified here (that is `audit
+ * verify`'s job), only parsed.
  */
-export function rebuildLedger(dir: string, ledger: BudgetLedger, budgets: BudgetConfig[], now = Date.now()): { records: number } {
+export function rebuildLedger(dir: string, ledger: BudgetLedger, budgets: BudgetConfig[], now = Date.now(), books?: RebuildBooks): { records: number } {
   if (budgets.length === 0) return { records: 0 };
+  const headSeq = books?.headSeq ?? -1;
   const from = Math.min(...budgets.map((b) => windowAt(b.period, now).start));
   const fromDate = utcDate(from);
   const files = listAuditFiles(dir)
@@ -23,7 +35,7 @@ export function rebuildLedger(dir: string, ledger: BudgetLedger, budgets: Budget
     const typeAt = text.indexOf('"type":"');
     if (typeAt === -1) return;
     const isCall = text.startsWith('call"', typeAt + 8);
-    if (!isCall && !text.startsWith('budget_override"', typeAt + 8)) return;
+    if (!isCall && !text.startsWith('budget_override"', typeAt + 8) && !text.startsWith('tamper"', typeAt + 8)) return;
     records++;
     const fast = isCall ? readCallFast(text) : undefined;
     let r: Record<string, unknown>;
@@ -41,11 +53,31 @@ export function rebuildLedger(dir: string, ledger: BudgetLedger, budgets: Budget
       ledger.override(String(r.scope), r.period as Period, typeof r.usd === 'number' ? r.usd : undefined, at);
       return;
     }
+    const upToHead = books?.upToHead && typeof r.seq === 'number' && r.seq <= headSeq ? books.upToHead : undefined;
+    if (r.type === 'tamper') {
+      for (const m of restoredSpend(r)) {
+        ledger.record([m.scope], m.usd, Date.parse(`${m.day}T00:00:00.000Z`));
+        books?.all.addOne(m.scope, m.day, m.usd);
+        upToHead?.addOne(m.scope, m.day, m.usd);
+      }
+      return;
+    }
     const cost = r.costUsd as number;
     if (!cost) return;
-    ledger.record(scopesOf({ key: { id: String(r.key), team: r.team as string | undefined }, project: r.project as string | undefined, profile: String(r.profile) }), cost, at);
+    const scopes = scopesOf({ key: { id: String(r.key), team: r.team as string | undefined }, project: r.project as string | undefined, profile: String(r.profile) });
+    ledger.record(scopes, cost, at);
+    books?.all.add(scopes, cost, at);
+    upToHead?.add(scopes, cost, at);
   });
   return { records };
+}
+
+/** The spend a `tamper` record restored (what the head said the removed records had cost), well-formed entries only. */
+export function restoredSpend(r: Record<string, unknown>): MissingSpend[] {
+  if (!Array.isArray(r.restored)) return [];
+  return (r.restored as Array<Partial<MissingSpend>>).filter(
+    (m): m is MissingSpend => typeof m?.scope === 'string' && typeof m.day === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(m.day) && typeof m.usd === 'number' && Number.isFinite(m.usd) && m.usd > 0,
+  );
 }
 
 /**
@@ -76,5 +108,6 @@ function readCallFast(text: string): Record<string, unknown> | undefined {
   if (costAt === -1) return undefined;
   const n = parseFloat(text.slice(costAt + 11, costAt + 40));
   if (Number.isNaN(n)) return undefined;
-  return { type: 'call', t, key, team, project, profile, costUsd: n };
+  const seq = text.startsWith('{"seq":') ? parseInt(text.slice(7, 24), 10) : NaN;
+  return { type: 'call', seq: Number.isNaN(seq) ? undefined : seq, t, key, team, project, profile, costUsd: n };
 }

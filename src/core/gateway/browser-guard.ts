@@ -1,4 +1,4 @@
-import type { FastifyReply, onRequestHookHandler } from 'fastify';
+import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { anthropicErrorBody, type AnthropicErrorType } from '../errors';
 
 const LOOPBACK_NAMES = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
@@ -28,9 +28,13 @@ function hostLines(rawHeaders: string[]): number {
  * A gateway on loopback must not be reachable from web pages: a request with an `Origin` (browsers send one), or a
  * `Host` other than a loopback name (DNS rebinding), is refused before anything else happens.
  */
-export function browserGuard(listenHost: string): onRequestHookHandler {
+export function browserGuard(listenHost: string, onForbidden?: (request: FastifyRequest) => void): onRequestHookHandler {
   const loopbackOnly = isLoopbackHost(listenHost);
   return (request, reply, done) => {
+    const forbid = (message: string) => {
+      onForbidden?.(request);
+      refuse(reply, 403, 'permission_error', message);
+    };
     // The gateway is not a forward proxy: an absolute-form target (`POST http://evil/...`) names a host the gateway would
     // ignore, and the router would still match its path. Only origin-form targets are served.
     if (!request.raw.url?.startsWith('/')) {
@@ -45,25 +49,19 @@ export function browserGuard(listenHost: string): onRequestHookHandler {
     // Claude Code, the SDKs and the CLI never send Origin; browsers always do on cross-origin requests.
     const origin = request.headers.origin;
     if (origin !== undefined) {
-      reply
-        .code(403)
-        .type('application/json')
-        .send(anthropicErrorBody('permission_error', `Requests from web pages (Origin ${origin}) are not accepted by the gateway.`));
+      forbid(`Requests from web pages (Origin ${origin}) are not accepted by the gateway.`);
       return;
     }
     // A web page's no-cors requests (<img>, <script>) carry no Origin, but browsers mark them as cross-site.
     const site = request.headers['sec-fetch-site'];
     if (site === 'cross-site' || site === 'same-site') {
-      refuse(reply, 403, 'permission_error', 'Requests from web pages are not accepted by the gateway.');
+      forbid('Requests from web pages are not accepted by the gateway.');
       return;
     }
     if (loopbackOnly) {
       const host = request.headers.host;
       if (!host || !isLoopbackHost(hostname(host).toLowerCase())) {
-        reply
-          .code(403)
-          .type('application/json')
-          .send(anthropicErrorBody('permission_error', `The gateway only answers to loopback host names (127.0.0.1, localhost), not "${host ?? ''}".`));
+        forbid(`The gateway only answers to loopback host names (127.0.0.1, localhost), not "${host ?? ''}".`);
         return;
       }
     }

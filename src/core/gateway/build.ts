@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import { isSecurityRefusal } from '../accounting/security-events';
 import type { GatewayRuntime } from '../runtime';
 import { anthropicErrorBody, anthropicTypeFor, awsErrorType, bedrockErrorBody, Errors, shouldNotRetry } from '../errors';
 import type { Authenticated } from './keys';
@@ -74,9 +75,22 @@ export function buildGateway(opts: BuildOptions): FastifyInstance {
     res.writeHead(417, { 'content-type': 'application/json', connection: 'close' }).end(anthropicErrorBody('invalid_request_error', 'Only "Expect: 100-continue" is supported.'));
   });
 
-  app.addHook('onRequest', browserGuard(opts.listenHost ?? runtime.config.listen.host));
+  const securityRefusal = (request: FastifyRequest, status: number, code: string, keyId?: string) =>
+    runtime.accountant.recordSecurity?.({
+      code,
+      status,
+      method: request.method,
+      url: request.url,
+      remote: request.ip,
+      key: request.gatewayAuth?.key.id ?? keyId,
+      headers: request.headers,
+    });
+  app.addHook(
+    'onRequest',
+    browserGuard(opts.listenHost ?? runtime.config.listen.host, (request) => securityRefusal(request, 403, 'CCGW_FORBIDDEN_ORIGIN')),
+  );
 
-  app.setErrorHandler((error: Error & { statusCode?: number; code?: string; headers?: Record<string, string> }, request, reply) => {
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string; headers?: Record<string, string>; keyId?: string }, request, reply) => {
     let status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
     let message = error.message;
     let code = error.code;
@@ -89,6 +103,8 @@ export function buildGateway(opts: BuildOptions): FastifyInstance {
       request.log.error({ err: error, reqId: request.id }, 'unexpected gateway error');
       message = `Internal gateway error (request id ${request.id}); the gateway log has the details.`;
     }
+    // Refusals by authentication and confinement are security events (recorded rate-limited, without secrets).
+    if (isSecurityRefusal(status, code)) securityRefusal(request, status, code ?? `HTTP_${status}`, error.keyId);
     if (reply.sent || reply.raw.headersSent) {
       reply.raw.destroy();
       return;

@@ -1,5 +1,6 @@
 import type { ProviderName } from '../config/schema';
 import type { BudgetStatus } from '../accounting/budgets';
+import type { SecurityRefusal } from '../accounting/security-events';
 import type { Period } from '../accounting/windows';
 import type { Usage } from '../streams/usage';
 import type { GatewayKey } from './keys';
@@ -134,4 +135,6 @@ export interface Accountant {
   flush?(): void;
   /** Records the stop event and closes the audit log. */
   dispose?(): void;
+  /** Records a refusal by authentication (401/403) or path confinement in the audit log, rate-limited, without secrets. */
+  recordSecurity?(refusal: SecurityRefusal): void;
 }

@@ -120,7 +120,7 @@ export class KeyRing {
   }
 
   private admit(key: GatewayKey, header: KeyHeader, tokenExpiresAt?: number): Authenticated {
-    if (key.revoked) throw new Errors.RevokedKey(key.id);
+    if (key.revoked) throw Object.assign(new Errors.RevokedKey(key.id), { keyId: key.id });
     return { key, header, tokenExpiresAt };
   }
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Profile } from '../config/validate';
 import type { GatewayRuntime } from '../runtime';
+import { anthropicErrorBody, anthropicTypeFor, awsErrorType, bedrockErrorBody } from '../errors';
 import { emptyUsage, tapFor, type UsageTap } from '../streams/usage';
 import type { CallInfo, CallOutcome, RouteName } from './call';
 import { CallAbort, pipeToClient, sendUpstream, type UpstreamRequest, type UpstreamResponse } from './forward';
@@ -117,14 +118,21 @@ export async function proxyCall(p: ProxyCallParams): Promise<void> {
 
   const extra: Record<string, string> = { 'x-gateway-request-id': info.requestId, ...admission.headers };
   p.reply.hijack();
+  // From here on no error handler answers the client: whatever the responder throws or rejects with, the call is
+  // answered (or its connection closed) and settled below, exactly once.
   let result: { outcome: CallOutcome['status']; firstByteMs?: number; tap?: UsageTap; error?: string };
-  if (p.respond) {
-    result = await p.respond(upstream, abort, extra);
-  } else {
-    const tap = tapFor(firstHeader(upstream.headers['content-type']));
-    const piped = await pipeToClient(p.reply.raw, upstream, abort, (c) => tap.write(c), extra);
-    tap.end();
-    result = { outcome: piped.outcome === 'complete' ? 'ok' : piped.outcome, firstByteMs: piped.firstByteMs, tap, error: piped.error };
+  try {
+    if (p.respond) {
+      result = await p.respond(upstream, abort, extra);
+    } else {
+      const tap = tapFor(firstHeader(upstream.headers['content-type']));
+      const piped = await pipeToClient(p.reply.raw, upstream, abort, (c) => tap.write(c), extra);
+      tap.end();
+      result = { outcome: piped.outcome === 'complete' ? 'ok' : piped.outcome, firstByteMs: piped.firstByteMs, tap, error: piped.error };
+    }
+  } catch (err) {
+    admission.settle(outcome(answerAfterThrow(p, err, upstream, abort, extra)));
+    return;
   }
   const c = result.tap?.collector;
   let status = result.outcome === 'ok' && upstream.status >= 400 ? 'upstream_error' : result.outcome;
@@ -143,6 +151,48 @@ export async function proxyCall(p: ProxyCallParams): Promise<void> {
       errorMessage: result.error,
     }),
   );
+}
+
+/**
+ * Answers a call whose responder threw after the hijack: an error in the route's shape (502 unless the gateway's own error
+ * says otherwise) when no header was sent yet, else a closed connection (the client sees a cut, as from the upstream).
+ * The upstream body is released. Returns the outcome to settle with.
+ */
+function answerAfterThrow(p: ProxyCallParams, err: unknown, upstream: UpstreamResponse, abort: CallAbort, extra: Record<string, string>): Pick<CallOutcome, 'status' | 'httpStatus'> & Partial<CallOutcome> {
+  const res = p.reply.raw;
+  // Released (an unread body holds its connection); destroying an unfinished body emits an error nobody else awaits.
+  upstream.body.on('error', () => undefined);
+  upstream.body.destroy();
+  if (abort.aborted) {
+    res.destroy();
+    return { status: 'client_aborted', httpStatus: 499, upstreamStatus: upstream.status, errorType: 'client_aborted' };
+  }
+  const e = (err ?? {}) as { statusCode?: number; code?: unknown; message?: string; name?: string };
+  const code = typeof e.code === 'string' && e.code.startsWith('CCGW_') ? e.code : undefined;
+  // The gateway's own errors say what happened; anything else is a bug: logged, and named only by the request id.
+  if (!code) p.request.log.error({ err, reqId: p.request.id }, 'unexpected gateway error after the response started');
+  const message = code ? String(e.message) : `Internal gateway error (request id ${p.request.id}); the gateway log has the details.`;
+  const status: CallOutcome['status'] = code === 'CCGW_UPSTREAM_CUT' ? 'upstream_cut' : 'gateway_error';
+  const recorded = { status, upstreamStatus: upstream.status, errorType: code ?? status, errorMessage: code ? message : `unexpected ${e.name ?? typeof err}` };
+  if (!res.headersSent && !res.destroyed) {
+    const httpStatus = code && e.statusCode && e.statusCode >= 400 ? e.statusCode : 502;
+    const type = anthropicTypeFor(code, httpStatus);
+    const bedrock = p.route === 'bedrock';
+    try {
+      res.writeHead(httpStatus, {
+        'content-type': 'application/json',
+        'x-gateway-error': code ?? 'error',
+        ...(bedrock ? { 'x-amzn-errortype': awsErrorType(httpStatus) } : {}),
+        ...extra,
+      });
+      res.end(bedrock ? bedrockErrorBody(type, message) : anthropicErrorBody(type, message));
+      return { ...recorded, httpStatus };
+    } catch {
+      // Headers the client cannot be sent: close the connection instead.
+    }
+  }
+  res.destroy();
+  return { ...recorded, httpStatus: res.headersSent ? res.statusCode : 502 };
 }
 
 function firstHeader(v: string | string[] | undefined): string | undefined {

@@ -46,7 +46,9 @@ export function bedrockGeo(region: string): string {
 
 /** The id a Bedrock or Vertex profile sends upstream for a requested model: the profile's map first, then the catalog. */
 export function upstreamModelId(profile: Profile, requested: string): string {
-  const mapped = profile.models?.map?.[requested];
+  const map = profile.models?.map;
+  // Own keys only: a requested "constructor" is not a mapping.
+  const mapped = map && Object.hasOwn(map, requested) ? map[requested] : undefined;
   if (mapped) return mapped;
   if (profile.provider === 'bedrock') {
     // Already a Bedrock id (base, inference profile or ARN): keep it.

@@ -1,17 +1,17 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Errors } from '../../errors';
 import { BEDROCK_RUNTIME_ACTIONS, buildBedrockRequest } from '../../providers/bedrock';
+import { confineModelId, confineModelSegment, mappedModel } from '../../providers/model-id';
 import type { GatewayRuntime } from '../../runtime';
 import { EventStreamUsageTap } from '../../streams/eventstream';
 import { JsonUsageTap } from '../../streams/usage';
 import { pipeToClient } from '../forward';
+import { JsonScanError, scanJsonObject } from '../json-scan';
 import { proxyCall } from '../proxy-call';
 import { authenticate, pathProfile, wrongRoute, type ModelRouteOptions } from './model-routes';
 
 const RUNTIME_PATH = /^\/model\/([^/?]+)\/([a-z-]+)$/;
 const CONTROL_PATH = /^\/(inference-profiles|foundation-models)(\/[^/?]+)?$/;
-// What a model id or ARN may contain once decoded (ARNs carry ':' and '/').
-const MODEL_ID = /^[A-Za-z0-9._:@/+-]+$/;
 // Paths the upstream could read differently from the gateway: dot segments, backslashes, empty segments, fragments, and
 // percent-escapes of control or unreserved characters (`%2e%2e` is `..` upstream). Encoded slashes are checked apart.
 const UNSAFE_CLOUD_PATH = /(^|\/)\.\.?(\/|$)|%5c|\\|\/\/|#|%(?:[01][0-9a-f]|7f|3[0-9]|[46][1-9a-f]|[57][0-9a]|2d|2e|5f|7e)/i;
@@ -27,26 +27,34 @@ export function rawRest(request: FastifyRequest, marker: string, pinned: boolean
   const pin = pinned ? (/^\/profiles\/[^/?#]*/.exec(url)?.[0] ?? '') : '';
   const after = url.slice(pin.length);
   // The router decodes before matching; a prefix matched in another spelling (/%62edrock/) is refused.
-  if (!after.startsWith(`${marker}/`)) throw new Errors.InvalidRequest(`The request path "${url.split('?')[0]}" is not allowed: spell the route prefix ${marker} literally.`);
+  if (!after.startsWith(`${marker}/`)) throw new Errors.UnsafePath(`The request path "${url.split('?')[0]}" is not allowed: spell the route prefix ${marker} literally.`);
   const rest = after.slice(marker.length);
   const path = rest.split('?')[0];
   // Encoded slashes only inside a Bedrock model id (an ARN); that id is decoded and checked again by its route.
   const outsideModelId = marker === '/bedrock' ? path.replace(BEDROCK_MODEL_SEGMENT, '/model/id') : path;
   if (UNSAFE_CLOUD_PATH.test(path) || rest.includes('#') || /%2f/i.test(outsideModelId)) {
-    throw new Errors.InvalidRequest(`The request path "${path}" is not allowed: dot segments, encoded slashes and dots, backslashes and fragments are refused.`);
+    throw new Errors.UnsafePath(`The request path "${path}" is not allowed: dot segments, encoded slashes and dots, backslashes and fragments are refused.`);
   }
   return rest;
 }
 
-/** A decoded model id or ARN, or undefined when it is not one (bad escapes, other characters, dot segments). */
-function modelIdOf(segment: string): string | undefined {
-  let id: string;
+/** Model-invoking actions whose body is an Anthropic Messages request (its `max_tokens` sizes the reservation). */
+const MESSAGES_ACTIONS = new Set(['invoke', 'invoke-with-response-stream']);
+
+/**
+ * The `max_tokens` of a native body that is forwarded unchanged, for the budget reservation, read by the fuzz-tested
+ * scanner (what JSON.parse reads). A body that is not a JSON object is forwarded as before: the upstream refuses it, and
+ * the reservation takes its default.
+ */
+export function maxTokensOf(body: Buffer | undefined): number | undefined {
+  if (!body?.length) return undefined;
   try {
-    id = decodeURIComponent(segment);
-  } catch {
-    return undefined;
+    const v = scanJsonObject(body, ['max_tokens']).max_tokens;
+    return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
+  } catch (err) {
+    if (err instanceof JsonScanError) return undefined;
+    throw err;
   }
-  return MODEL_ID.test(id) && !id.split('/').some((s) => s === '' || s === '.' || s === '..') ? id : undefined;
 }
 
 function hasCredential(request: FastifyRequest): boolean {
@@ -76,11 +84,14 @@ export function registerBedrockRoutes(app: FastifyInstance, runtime: GatewayRunt
     const body = Buffer.isBuffer(request.body) ? request.body : undefined;
 
     if (control) {
-      if (control[2] !== undefined && modelIdOf(control[2].slice(1)) === undefined) throw new Errors.InvalidRequest(`"${control[2].slice(1)}" is not a Bedrock resource id or ARN.`);
+      // One resource id or ARN (an inference profile, a foundation model), confined like a model id.
+      const resource = control[2] === undefined ? undefined : confineModelSegment('bedrock', control[2].slice(1));
       if (request.method !== 'GET') throw new Errors.InvalidRequest(`Only GET is forwarded to the Bedrock control plane (${path}).`);
+      const query = rest.includes('?') ? rest.slice(rest.indexOf('?')) : '';
+      const pathAndQuery = resource ? `/${control[1]}/${resource.segment}${query}` : rest;
       await proxyCall({
         runtime, request, reply, profile, route: 'bedrock', auth, streaming: false, countTokens: false,
-        build: () => buildBedrockRequest(runtime, profile, { method: 'GET', pathAndQuery: rest, headers: request.headers }, 'control'),
+        build: () => buildBedrockRequest(runtime, profile, { method: 'GET', pathAndQuery, headers: request.headers }, 'control'),
       });
       return;
     }
@@ -89,10 +100,10 @@ export function registerBedrockRoutes(app: FastifyInstance, runtime: GatewayRunt
     if (!m || !BEDROCK_RUNTIME_ACTIONS.has(m[2])) {
       throw new Errors.NotFound(`No Bedrock route for ${request.method} ${path}: the gateway serves /model/{id}/(${[...BEDROCK_RUNTIME_ACTIONS].join('|')}) and GET /inference-profiles, /foundation-models.`);
     }
-    const modelId = modelIdOf(m[1]);
-    if (modelId === undefined) throw new Errors.InvalidRequest(`"${m[1]}" is not a Bedrock model id or ARN.`);
-    const mapped = profile.models?.map?.[modelId];
-    const segment = mapped ? encodeURIComponent(mapped) : m[1];
+    // The one confinement of model ids in upstream URLs: the path's id, then the profile map's output.
+    const { id: modelId, segment: asSent } = confineModelSegment('bedrock', m[1]);
+    const mapped = mappedModel(profile, modelId);
+    const segment = mapped === undefined ? asSent : confineModelId('bedrock', mapped, { profile: profile.name, mappedFrom: modelId }).segment;
     const query = rest.includes('?') ? rest.slice(rest.indexOf('?')) : '';
     const action = m[2];
     const streaming = action === 'invoke-with-response-stream' || action === 'converse-stream';
@@ -102,6 +113,7 @@ export function registerBedrockRoutes(app: FastifyInstance, runtime: GatewayRunt
       upstreamModel: mapped ?? modelId,
       streaming,
       countTokens: action === 'count-tokens',
+      maxTokens: MESSAGES_ACTIONS.has(action) ? maxTokensOf(body) : undefined,
       build: () => buildBedrockRequest(runtime, profile, { method: request.method, pathAndQuery: `/model/${segment}/${action}${query}`, headers: request.headers, body }, 'runtime'),
       respond: async (upstream, abort, headers) => {
         const ct = String(upstream.headers['content-type'] ?? '');

@@ -34,11 +34,11 @@ export function restOfPath(request: FastifyRequest, marker: string): string {
   const route = marker.replace(PROFILE_PIN, '');
   const afterPin = url.slice(pin.length);
   // The router decodes before matching; a prefix it matched in another spelling (/%61nthropic/) is refused.
-  if (!afterPin.startsWith(route)) throw new Errors.InvalidRequest(`The request path "${url.split('?')[0]}" is not allowed: spell the route prefix ${route} literally.`);
+  if (!afterPin.startsWith(route)) throw new Errors.UnsafePath(`The request path "${url.split('?')[0]}" is not allowed: spell the route prefix ${route} literally.`);
   const rest = afterPin.slice(route.length) || '/';
   const path = rest.split('?')[0];
   if (UNSAFE_PATH.test(path) || rest.includes('#')) {
-    throw new Errors.InvalidRequest(`The request path "${path}" is not allowed: dot segments, encoded slashes and dots, backslashes and fragments are refused.`);
+    throw new Errors.UnsafePath(`The request path "${path}" is not allowed: dot segments, encoded slashes and dots, backslashes and fragments are refused.`);
   }
   return rest.startsWith('/') || rest.startsWith('?') ? rest : `/${rest}`;
 }
@@ -132,7 +132,7 @@ function scanBody(body: Buffer | undefined): Record<string, unknown> {
 }
 
 /** Serialises a parsed body again; JSON.parse accepts nesting deeper than JSON.stringify can recurse. */
-function serialise(parsed: Record<string, unknown>): Buffer {
+export function serialise(parsed: Record<string, unknown>): Buffer {
   try {
     return Buffer.from(JSON.stringify(parsed));
   } catch (err) {
