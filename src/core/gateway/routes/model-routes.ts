@@ -124,7 +124,7 @@ export function parseJsonObject(body: unknown): Record<string, unknown> {
 function scanBody(body: Buffer | undefined): Record<string, unknown> {
   if (!body || body.length === 0) throw new Errors.InvalidRequest('The request body is empty; send a JSON object (the Messages API request).');
   try {
-    return scanJsonObject(body, ['model', 'stream']);
+    return scanJsonObject(body, ['model', 'stream', 'max_tokens']);
   } catch (err) {
     if (err instanceof JsonScanError) throw new Errors.InvalidJson(err.message);
     throw err;
