@@ -58,8 +58,8 @@ function program(): Command {
     .option('--since <date>', 'YYYY-MM-DD or an ISO time (default: the start of this UTC month)')
     .option('--by <group>', 'day, model, key, team, project or profile')
     .option('--json', 'print the JSON that GET /usage returns')
-    .action((opts) => {
-      process.stdout.write(usageCommand(opts) + '\n');
+    .action(async (opts) => {
+      process.stdout.write((await usageCommand(opts)) + '\n');
     });
 
   // `budget` and `budget override` talk to a running gateway. The connection options are budget's, read by override

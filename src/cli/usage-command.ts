@@ -11,7 +11,7 @@ export interface UsageOptions {
 }
 
 /** `claude-code-gateway usage`: totals from the audit log (the same JSON as `GET /usage`). */
-export function usageCommand(opts: UsageOptions): string {
+export async function usageCommand(opts: UsageOptions): Promise<string> {
   if (opts.by !== undefined && !(USAGE_GROUPS as readonly string[]).includes(opts.by)) {
     throw new UsageError(`--by: must be one of ${USAGE_GROUPS.join(', ')}, got "${opts.by}"`);
   }
@@ -22,7 +22,7 @@ export function usageCommand(opts: UsageOptions): string {
     throw new UsageError(`--since: ${(err as Error).message}`);
   }
   const dir = opts.dir ?? loadCliConfig(opts.config).config.audit.dir;
-  const report = usageReport(dir, { since, by: opts.by as UsageGroupBy | undefined });
+  const report = await usageReport(dir, { since, by: opts.by as UsageGroupBy | undefined });
   return opts.json ? JSON.stringify(report, null, 2) : formatReport(report);
 }
 

@@ -1,9 +1,12 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { scopesOf } from './accounting/budgets';
+import { USAGE_DAYS_KEPT, UsageIndex } from './accounting/usage-index';
+import type { UsageRecord } from './accounting/usage-records';
+import { UsageSum, type UsageGroupBy, type UsageTotals } from './accounting/usage-table';
+import { utcDate, windowAt } from './accounting/windows';
 import type { BudgetConfig } from './config/schema';
 import { Emitter, type Disposable, type Event } from './events';
 import type { CallInfo, SettledCall } from './gateway/call';
-import { emptyUsage, type Usage } from './streams/usage';
+import type { Usage } from './streams/usage';
 
 /** One settled model call as the editor shows it (no body, no key secret). */
 export interface CallView {
@@ -64,7 +67,6 @@ export interface UsageSnapshot {
 
 const DAY_MS = 86_400_000;
 const RECENT_MAX = 100;
-const DAYS_SHOWN = 14;
 
 /** Turns a settled call into its editor view. */
 export function toCallView(c: SettledCall): CallView {
@@ -87,104 +89,74 @@ export function toCallView(c: SettledCall): CallView {
   };
 }
 
-function emptyTotals(): Totals {
-  return { requests: 0, usage: emptyUsage(), costUsd: 0 };
+/** The editor's totals: every call counts as a request, refused ones too. */
+function toTotals(t: UsageTotals): Totals {
+  return { requests: t.requests + t.rejected, usage: { input: t.input, output: t.output, cacheWrite5m: t.cacheWrite5m, cacheWrite1h: t.cacheWrite1h, cacheRead: t.cacheRead }, costUsd: t.costUsd };
 }
 
-function add(t: Totals, c: CallView): void {
-  t.requests++;
-  t.costUsd += c.costUsd;
-  for (const k of Object.keys(t.usage) as Array<keyof Usage>) t.usage[k] += c.usage[k] ?? 0;
-}
-
-function bucket(map: Record<string, Totals>, key: string, c: CallView): void {
-  add((map[key] ??= emptyTotals()), c);
-}
-
-function utcDay(t: number): string {
-  return new Date(t).toISOString().slice(0, 10);
-}
-
-/** The UTC calendar window of a budget period (Monday-based ISO weeks), as the accounting ledger uses. */
-export function periodWindow(period: BudgetView['period'], t: number): { start: number; end: number } {
-  const d = new Date(t);
-  const dayStart = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
-  if (period === 'day') return { start: dayStart, end: dayStart + DAY_MS };
-  if (period === 'week') {
-    const start = dayStart - ((d.getUTCDay() + 6) % 7) * DAY_MS;
-    return { start, end: start + 7 * DAY_MS };
-  }
-  return { start: Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1), end: Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) };
-}
-
-/** True when a call counts against a budget scope (`global`, `key:`, `team:`, `project:`, `profile:`). */
-export function inScope(scope: string, c: Pick<CallView, 'keyId' | 'team' | 'project' | 'profile'>): boolean {
-  if (scope === 'global') return true;
-  const i = scope.indexOf(':');
-  const kind = scope.slice(0, i);
-  const name = scope.slice(i + 1);
-  if (kind === 'key') return c.keyId === name;
-  if (kind === 'team') return c.team === name;
-  if (kind === 'project') return c.project === name;
-  if (kind === 'profile') return c.profile === name;
-  return false;
+/** A call view as the usage index counts it: at the time it settled, as its audit record is. */
+function usageRecordOfView(c: CallView): UsageRecord {
+  const u = c.usage;
+  return {
+    id: c.id,
+    t: new Date(c.t + c.latencyMs).toISOString(),
+    key: c.keyId,
+    team: c.team,
+    project: c.project,
+    profile: c.profile,
+    model: c.model,
+    status: c.status,
+    input: u.input ?? 0,
+    output: u.output ?? 0,
+    cacheWrite5m: u.cacheWrite5m ?? 0,
+    cacheWrite1h: u.cacheWrite1h ?? 0,
+    cacheRead: u.cacheRead ?? 0,
+    costUsd: c.costUsd,
+    priceKnown: true,
+  };
 }
 
 /**
  * Today's and this month's usage for the editor, kept from the runtime's call events (or from a remote
- * gateway's event stream in a client window) and seeded from the audit log's daily files. It never polls:
- * `onDidChange` fires when a call starts or settles.
+ * gateway's event stream in a client window) and seeded from the audit log's daily files. The figures come from
+ * the same usage index as GET /usage (UsageIndex: by day x model x key x team x project x profile), so the meter,
+ * `usage` and the budgets agree; a call counts on the UTC day it settled. It never polls: `onDidChange` fires when a
+ * call starts or settles, or the seed has read the files.
  */
 export class UsageSummary implements Disposable {
-  private calls: CallView[] = [];
+  private readonly index: UsageIndex;
+  /** The newest calls, oldest first. */
+  private recent: CallView[] = [];
   private inFlight = new Set<string>();
   private budgets: BudgetConfig[] = [];
   private readonly _onDidChange = new Emitter<void>();
   /** A call started or settled, or the budgets changed. */
   readonly onDidChange: Event<void> = this._onDidChange.event;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(private readonly now: () => number = Date.now) {
+    this.index = new UsageIndex(undefined, { now });
+  }
 
   setBudgets(budgets: BudgetConfig[]): void {
     this.budgets = budgets;
     this._onDidChange.fire();
   }
 
-  /** Loads this month's (and the charted days') call records from the audit log folder, if there is one. */
-  seedFromAudit(dir: string): number {
-    const now = this.now();
-    const from = Math.min(periodWindow('month', now).start, periodWindow('day', now).start - (DAYS_SHOWN - 1) * DAY_MS);
-    const firstDate = utcDay(from);
-    let names: string[];
-    try {
-      names = fs.readdirSync(dir);
-    } catch {
-      return 0;
-    }
-    const seen = new Set(this.calls.map((c) => c.id));
-    const loaded: CallView[] = [];
-    for (const name of names.filter((n) => /^audit-\d{4}-\d{2}-\d{2}\.jsonl$/.test(n) && n.slice(6, 16) >= firstDate).sort()) {
-      let text: string;
-      try {
-        text = fs.readFileSync(path.join(dir, name), 'utf8');
-      } catch {
-        continue;
-      }
-      for (const line of text.split('\n')) {
-        if (!line.includes('"type":"call"')) continue;
-        try {
-          const r = JSON.parse(line) as Record<string, unknown>;
-          const view = fromAuditRecord(r);
-          if (view && !seen.has(view.id)) loaded.push(view);
-        } catch {
-          // A torn line: the audit verifier reports it; the meter skips it.
-        }
-      }
-    }
-    this.calls = [...loaded, ...this.calls].sort((a, b) => a.t - b.t);
-    this.prune();
-    if (loaded.length) this._onDidChange.fire();
-    return loaded.length;
+  /**
+   * Reads this month's (and the charted days') call records from the audit log folder, if there is one, in bounded
+   * chunks that never block the extension host for long; resolves with the number read (never rejects).
+   */
+  async seedFromAudit(dir: string): Promise<number> {
+    const tail: string[] = [];
+    const loaded = await this.index.seed(dir, (text) => {
+      tail.push(text);
+      if (tail.length > RECENT_MAX * 2) tail.splice(0, RECENT_MAX);
+    });
+    const known = new Set(this.recent.map((c) => c.id));
+    const views = tail.map(fromAuditLine).filter((v): v is CallView => v !== undefined && !known.has(v.id));
+    this.recent = [...views, ...this.recent].slice(-RECENT_MAX);
+    if (loaded) this._onDidChange.fire();
+    return loaded;
   }
 
   /** Subscribes to a runtime's (or an event stream's) call events. */
@@ -201,8 +173,10 @@ export class UsageSummary implements Disposable {
 
   settled(call: CallView): void {
     this.inFlight.delete(call.id);
-    if (!this.calls.some((c) => c.id === call.id)) this.calls.push(call);
-    this.prune();
+    if (!this.recent.some((c) => c.id === call.id) && this.index.add(usageRecordOfView(call))) {
+      this.recent.push(call);
+      if (this.recent.length > RECENT_MAX) this.recent.shift();
+    }
     this._onDidChange.fire();
   }
 
@@ -219,65 +193,60 @@ export class UsageSummary implements Disposable {
 
   /** Cost of today's calls on a profile. */
   todaySpend(profile?: string): number {
-    const start = periodWindow('day', this.now()).start;
-    return this.calls.filter((c) => c.t >= start && (!profile || c.profile === profile)).reduce((s, c) => s + c.costUsd, 0);
+    const today = utcDate(this.now());
+    return this.sum(today, today, profile ? (s) => s.includes(`profile:${profile}`) : undefined).result.totals.costUsd;
   }
 
   budgetViews(): BudgetView[] {
     const now = this.now();
     return this.budgets.map((b) => {
-      const w = periodWindow(b.period, now);
-      const spent = this.calls.filter((c) => c.t >= w.start && c.t < w.end && inScope(b.scope, c)).reduce((s, c) => s + c.costUsd, 0);
+      const w = windowAt(b.period, now);
+      const spent = this.sum(utcDate(w.start), utcDate(w.end - 1), (scopes) => scopes.includes(b.scope)).result.totals.costUsd;
       return { scope: b.scope, period: b.period, usd: b.usd, spentUsd: spent, remainingUsd: Math.max(0, b.usd - spent), fraction: spent / b.usd, resetsAt: new Date(w.end).toISOString() };
     });
   }
 
   snapshot(): UsageSnapshot {
     const now = this.now();
-    const dayStart = periodWindow('day', now).start;
-    const monthStart = periodWindow('month', now).start;
-    const s: UsageSnapshot = {
-      generatedAt: now,
-      today: utcDay(now),
-      inFlight: this.inFlight.size,
-      todayTotals: emptyTotals(),
-      monthTotals: emptyTotals(),
-      todayByModel: {},
-      todayByProfile: {},
-      monthByModel: {},
-      monthByProject: {},
-      days: [],
-      budgets: this.budgetViews(),
-      recent: this.calls.slice(-RECENT_MAX).reverse(),
+    const today = utcDate(now);
+    const month = utcDate(windowAt('month', now).start);
+    const grouped = (from: string, by: UsageGroupBy) => {
+      const groups: Record<string, Totals> = {};
+      for (const g of this.sum(from, today, undefined, by).result.groups ?? []) groups[by === 'model' && g.group === '(none)' ? 'unknown' : g.group] = toTotals(g);
+      return groups;
     };
-    const days = new Map<string, { date: string } & Totals>();
-    for (let i = DAYS_SHOWN - 1; i >= 0; i--) {
-      const date = utcDay(dayStart - i * DAY_MS);
-      days.set(date, { date, ...emptyTotals() });
+    const days: UsageSnapshot['days'] = [];
+    for (let i = USAGE_DAYS_KEPT - 1; i >= 0; i--) {
+      const date = utcDate(windowAt('day', now).start - i * DAY_MS);
+      days.push({ date, ...toTotals(this.sum(date, date).result.totals) });
     }
-    for (const c of this.calls) {
-      const day = days.get(utcDay(c.t));
-      if (day) add(day, c);
-      if (c.t >= monthStart) {
-        add(s.monthTotals, c);
-        bucket(s.monthByModel, c.model, c);
-        bucket(s.monthByProject, c.project ?? '(none)', c);
-      }
-      if (c.t >= dayStart) {
-        add(s.todayTotals, c);
-        bucket(s.todayByModel, c.model, c);
-        bucket(s.todayByProfile, c.profile, c);
-      }
-    }
-    s.days = [...days.values()];
-    return s;
+    return {
+      generatedAt: now,
+      today,
+      inFlight: this.inFlight.size,
+      todayTotals: toTotals(this.sum(today, today).result.totals),
+      monthTotals: toTotals(this.sum(month, today).result.totals),
+      todayByModel: grouped(today, 'model'),
+      todayByProfile: grouped(today, 'profile'),
+      monthByModel: grouped(month, 'model'),
+      monthByProject: grouped(month, 'project'),
+      days,
+      budgets: this.budgetViews(),
+      recent: this.recent.slice().reverse(),
+    };
   }
 
-  /** Keeps what the month, the charted days and the recent table need. */
-  private prune(): void {
-    const now = this.now();
-    const from = Math.min(periodWindow('month', now).start, periodWindow('week', now).start, periodWindow('day', now).start - (DAYS_SHOWN - 1) * DAY_MS);
-    if (this.calls.length && this.calls[0].t < from) this.calls = this.calls.filter((c) => c.t >= from);
+  /** Usage of the UTC days `from` to `to` (inclusive), of the buckets whose scopes `inScope` accepts. */
+  private sum(from: string, to: string, inScope?: (scopes: string[]) => boolean, by?: UsageGroupBy): UsageSum {
+    const sum = new UsageSum(by);
+    for (const date of this.index.table.dates()) {
+      if (date < from || date > to) continue;
+      for (const b of this.index.table.day(date)!.buckets.values()) {
+        if (inScope && !inScope(scopesOf({ key: { id: b.key ?? '', team: b.team }, project: b.project, profile: b.profile ?? '' }))) continue;
+        sum.add(b);
+      }
+    }
+    return sum;
   }
 
   dispose(): void {
@@ -285,15 +254,23 @@ export class UsageSummary implements Disposable {
   }
 }
 
-/** Reads a `call` record of the audit log (see accounting/records.ts) into a view. */
-function fromAuditRecord(r: Record<string, unknown>): CallView | undefined {
+/** Reads a `call` line of the audit log (see accounting/records.ts) into a view. */
+function fromAuditLine(line: string): CallView | undefined {
+  let r: Record<string, unknown>;
+  try {
+    r = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
   if (r.type !== 'call' || typeof r.id !== 'string') return undefined;
-  const t = typeof r.t === 'string' ? Date.parse(r.t) : typeof r.t === 'number' ? r.t : NaN;
+  const t = typeof r.t === 'string' ? Date.parse(r.t) : NaN;
   if (!Number.isFinite(t)) return undefined;
-  const usage = { ...emptyUsage(), ...(r.usage as Partial<Usage> | undefined) };
+  const latencyMs = Number(r.latencyMs ?? 0);
+  const usage = { input: 0, output: 0, cacheWrite5m: 0, cacheWrite1h: 0, cacheRead: 0, ...(r.usage as Partial<Usage> | undefined) };
   return {
     id: r.id,
-    t,
+    // The record's time is when the call settled; a view's is when it started.
+    t: Math.round(t - latencyMs),
     keyId: String(r.key ?? ''),
     team: r.team as string | undefined,
     project: r.project as string | undefined,
@@ -302,8 +279,8 @@ function fromAuditRecord(r: Record<string, unknown>): CallView | undefined {
     model: String(r.responseModel ?? r.upstreamModel ?? r.requestedModel ?? 'unknown'),
     status: String(r.status ?? ''),
     httpStatus: Number(r.httpStatus ?? 0),
-    latencyMs: Number(r.latencyMs ?? 0),
-    ttfbMs: r.ttfbMs === undefined ? undefined : Number(r.ttfbMs),
+    latencyMs: Math.round(latencyMs),
+    ttfbMs: r.ttfbMs === undefined ? undefined : Math.round(Number(r.ttfbMs)),
     usage,
     costUsd: Number(r.costUsd ?? 0),
     countTokens: r.countTokens === true,

@@ -13,6 +13,9 @@ import { rebuildLedger } from './rebuild';
 import { callRecord, configuredSecrets, Scrubber } from './records';
 import { SecurityEventLog, securityEventOf, type SecurityRefusal } from './security-events';
 import { SpendBook, type MissingSpend } from './spend-book';
+import { UsageIndex } from './usage-index';
+import { usageRecordOf } from './usage-records';
+import type { UsageQuery, UsageReport } from './usage-report';
 import { secondsUntil, type Period } from './windows';
 
 /** How the accountant met the log at start. */
@@ -35,6 +38,7 @@ export class Accounting implements Accountant, Disposable {
   readonly audit: AuditLog;
   readonly prometheus: GatewayMetrics;
   readonly started: AccountingStart;
+  readonly usageIndex: UsageIndex;
   private scrubber?: Scrubber;
   /** Recent cost per model family (an exponential average), the reservation for the next call. */
   private readonly estimates = new Map<string, number>();
@@ -55,6 +59,9 @@ export class Accounting implements Accountant, Disposable {
     this.scrubber = this.makeScrubber(config);
     this.prometheus = new GatewayMetrics(() => this.ledger.statuses());
     this.audit = new AuditLog(config.audit.dir, runtime.instanceId);
+    // Usage by day x model x key x team x project x profile, read once from the files without blocking, then kept as calls settle.
+    this.usageIndex = new UsageIndex(config.audit.dir, { flush: () => this.audit.flush() });
+    void this.usageIndex.seed();
     this.spend = new SpendBook(config.budgets, now);
     this.audit.headSpend = () => (this.ledger.size ? this.spend.toJSON() : undefined);
     this.security = new SecurityEventLog((type, fields, at) => this.audit.appendSoon(type, fields, at));
@@ -197,6 +204,12 @@ export class Accounting implements Accountant, Disposable {
     const record = callRecord(c, family, this.scrubber);
     if (!this.audit.appendSoon('call', record as unknown as Record<string, unknown>, now)) return;
     if (c.costUsd && this.ledger.size) this.spend.add(scopesOf(c), c.costUsd, now);
+    this.usageIndex.add(usageRecordOf(record, new Date(now).toISOString()));
+  }
+
+  /** GET /usage: from the in-memory usage index (whole days), or the files read in bounded chunks. */
+  usage(q: UsageQuery): Promise<UsageReport> {
+    return this.usageIndex.report(q);
   }
 
   /** The reservation for a call: the recent cost of its model family, else its input at list price. */

@@ -1,25 +1,10 @@
-import { listAuditFiles, readLines } from './audit-files';
-import { utcDate, windowAt } from './windows';
+import { listAuditFiles } from './audit-files';
+import { readLinesAsync } from './audit-scan';
+import { readUsageRecord, type UsageRecord } from './usage-records';
+import { UsageSum, UsageTable, type UsageGroupBy, type UsageTotals } from './usage-table';
+import { windowAt } from './windows';
 
-/** How `usage` groups its totals. */
-export const USAGE_GROUPS = ['day', 'model', 'key', 'team', 'project', 'profile'] as const;
-export type UsageGroupBy = (typeof USAGE_GROUPS)[number];
-
-/** Totals over a set of call records. */
-export interface UsageTotals {
-  /** Calls that reached an upstream (refused calls are counted in `rejected`). */
-  requests: number;
-  rejected: number;
-  errors: number;
-  input: number;
-  output: number;
-  cacheWrite5m: number;
-  cacheWrite1h: number;
-  cacheRead: number;
-  costUsd: number;
-  /** Calls priced at the fallback family because their model is not in the price table. */
-  unpriced: number;
-}
+export { USAGE_GROUPS, type UsageGroupBy, type UsageTotals } from './usage-table';
 
 /** What `usage` and `GET /usage` return. */
 export interface UsageReport {
@@ -40,94 +25,66 @@ export interface UsageQuery {
   keyId?: string;
 }
 
-function empty(): UsageTotals {
-  return { requests: 0, rejected: 0, errors: 0, input: 0, output: 0, cacheWrite5m: 0, cacheWrite1h: 0, cacheRead: 0, costUsd: 0, unpriced: 0 };
+/** A query's bounds: records with `sinceIso <= t <= untilIso`, in the daily files `fromDate` to `toDate`. */
+export interface UsageRange {
+  sinceIso: string;
+  untilIso: string;
+  fromDate: string;
+  toDate: string;
+  keyId?: string;
 }
 
-interface CallLine {
-  t: string;
-  key?: string;
-  team?: string;
-  project?: string;
-  profile?: string;
-  status?: string;
-  requestedModel?: string;
-  upstreamModel?: string;
-  responseModel?: string;
-  usage?: { input: number; output: number; cacheWrite5m: number; cacheWrite1h: number; cacheRead: number };
-  costUsd?: number;
-  priceKnown?: boolean;
-}
-
-function add(t: UsageTotals, r: CallLine): void {
-  if (r.status === 'rejected') {
-    t.rejected++;
-    return;
-  }
-  t.requests++;
-  if (r.status !== 'ok') t.errors++;
-  const u = r.usage;
-  if (u) {
-    t.input += u.input;
-    t.output += u.output;
-    t.cacheWrite5m += u.cacheWrite5m;
-    t.cacheWrite1h += u.cacheWrite1h;
-    t.cacheRead += u.cacheRead;
-  }
-  t.costUsd += r.costUsd ?? 0;
-  if (r.priceKnown === false) t.unpriced++;
-}
-
-function groupOf(r: CallLine, by: UsageGroupBy): string {
-  switch (by) {
-    case 'day':
-      return r.t.slice(0, 10);
-    case 'model':
-      return r.responseModel ?? r.upstreamModel ?? r.requestedModel ?? '(none)';
-    case 'key':
-      return r.key ?? '(none)';
-    case 'team':
-      return r.team ?? '(none)';
-    case 'project':
-      return r.project ?? '(none)';
-    case 'profile':
-      return r.profile ?? '(none)';
-  }
-}
-
-/** Totals (and groups) of the call records in the audit log between `since` and `until`. */
-export function usageReport(dir: string, q: UsageQuery): UsageReport {
-  const until = q.until ?? Date.now();
-  const fromDate = utcDate(q.since);
-  const toDate = utcDate(until);
-  const files = listAuditFiles(dir)
-    .filter((f) => f.date >= fromDate && f.date <= toDate)
-    .map((f) => f.file);
-  const totals = empty();
-  const groups = new Map<string, UsageTotals>();
+export function usageRange(q: UsageQuery, now = Date.now()): UsageRange {
   const sinceIso = new Date(q.since).toISOString();
-  const untilIso = new Date(until).toISOString();
-  readLines(files, (l) => {
-    if (!l.complete || !l.text.includes('"type":"call"')) return;
-    let r: CallLine;
-    try {
-      r = JSON.parse(l.text);
-    } catch {
-      return;
-    }
-    if (r.t < sinceIso || r.t > untilIso) return;
-    if (q.keyId !== undefined && r.key !== q.keyId) return;
-    add(totals, r);
-    if (q.by) {
-      const g = groupOf(r, q.by);
-      const t = groups.get(g) ?? empty();
-      add(t, r);
-      groups.set(g, t);
-    }
+  const untilIso = new Date(q.until ?? now).toISOString();
+  return { sinceIso, untilIso, fromDate: sinceIso.slice(0, 10), toDate: untilIso.slice(0, 10), keyId: q.keyId };
+}
+
+/** True when a record is in the range (and is the range's key's, when it names one). */
+export function inRange(r: UsageRecord, range: UsageRange): boolean {
+  return r.t >= range.sinceIso && r.t <= range.untilIso && (range.keyId === undefined || r.key === range.keyId);
+}
+
+/** The report of a query from the sum of its buckets. */
+export function reportOf(q: UsageQuery, range: UsageRange, sum: UsageSum): UsageReport {
+  const { totals, groups } = sum.result;
+  return { since: range.sinceIso, until: range.untilIso, ...(q.keyId !== undefined ? { key: q.keyId } : {}), ...(q.by ? { by: q.by } : {}), totals, ...(groups ? { groups } : {}) };
+}
+
+/**
+ * Hands every call record of the daily files whose date `wanted` accepts to `onRecord`, oldest first, reading the
+ * files in bounded chunks without blocking the event loop. Torn last lines are skipped (as `audit verify` reports them).
+ */
+export async function scanUsage(dir: string, wanted: (date: string) => boolean, onRecord: (r: UsageRecord, text: string) => void): Promise<void> {
+  const files = listAuditFiles(dir)
+    .filter((f) => wanted(f.date))
+    .map((f) => f.file);
+  await readLinesAsync(files, (l) => {
+    if (!l.complete) return;
+    const r = readUsageRecord(l.text);
+    if (r) onRecord(r, l.text);
   });
-  const report: UsageReport = { since: sinceIso, until: untilIso, ...(q.keyId !== undefined ? { key: q.keyId } : {}), ...(q.by ? { by: q.by } : {}), totals };
-  if (q.by) report.groups = [...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([group, t]) => ({ group, ...t }));
-  return report;
+}
+
+/** Adds every bucket of `table` to `sum`. */
+export function sumTable(table: UsageTable, sum: UsageSum): void {
+  for (const date of table.dates()) for (const b of table.day(date)!.buckets.values()) sum.add(b);
+}
+
+/** Totals (and groups) of the call records in the audit log between `since` and `until`, read from the files. */
+export async function usageReport(dir: string, q: UsageQuery, now = Date.now()): Promise<UsageReport> {
+  const range = usageRange(q, now);
+  const table = new UsageTable();
+  await scanUsage(
+    dir,
+    (d) => d >= range.fromDate && d <= range.toDate,
+    (r) => {
+      if (inRange(r, range)) table.add(r);
+    },
+  );
+  const sum = new UsageSum(q.by);
+  sumTable(table, sum);
+  return reportOf(q, range, sum);
 }
 
 /** Parses `--since` / `?since=`: a date (UTC midnight) or an ISO time; by default the start of this UTC month. */

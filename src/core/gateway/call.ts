@@ -1,6 +1,7 @@
 import type { ProviderName } from '../config/schema';
 import type { BudgetStatus } from '../accounting/budgets';
 import type { SecurityRefusal } from '../accounting/security-events';
+import type { UsageQuery, UsageReport } from '../accounting/usage-report';
 import type { Period } from '../accounting/windows';
 import type { Usage } from '../streams/usage';
 import type { GatewayKey } from './keys';
@@ -131,6 +132,8 @@ export interface Accountant {
   overrideBudget?(scope: string, period: Period, usd: number | undefined, by?: string): boolean;
   /** Prometheus text for /metrics. */
   metrics?(): Promise<string>;
+  /** GET /usage without reading the whole log (accountants without it: the files, read in bounded chunks). */
+  usage?(q: UsageQuery): Promise<UsageReport>;
   /** Writes the audit records still queued (call records are written once per event-loop turn), before the log is read. */
   flush?(): void;
   /** Records the stop event and closes the audit log. */

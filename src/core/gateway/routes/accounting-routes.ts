@@ -32,8 +32,13 @@ export function registerAccountingRoutes(app: FastifyInstance, runtime: GatewayR
       throw new Errors.Forbidden(`Key "${auth.key.id}" may only read its own usage; admin keys read every key's.`);
     }
     const keyId = auth.key.admin ? q.key : auth.key.id;
-    runtime.accountant.flush?.();
-    const report = usageReport(runtime.config.audit.dir, { since, until, by: q.by as UsageGroupBy | undefined, keyId });
+    const query = { since, until, by: q.by as UsageGroupBy | undefined, keyId };
+    let report;
+    if (runtime.accountant.usage) report = await runtime.accountant.usage(query);
+    else {
+      runtime.accountant.flush?.();
+      report = await usageReport(runtime.config.audit.dir, query);
+    }
     reply.type('application/json');
     return { ...report, budgets: visibleBudgets(runtime, auth.key) };
   });
