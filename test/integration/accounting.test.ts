@@ -49,6 +49,8 @@ describe('accounting: usage, cost and the audit log on every route', () => {
       { env },
     );
     gw.runtime.onDidSettleCall((c) => settled.push(c));
+    // The tests charge project "proj-h" through the project header: the key must be allowed to.
+    gw.runtime.keys.add({ id: 'test', admin: true, projects: ['proj-h'] }, gw.key);
   });
   after(async () => {
     await gw.close();

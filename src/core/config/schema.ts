@@ -48,6 +48,8 @@ export const keySchema = z.strictObject({
   sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be the 64-character hex SHA-256 of the key').optional(),
   team: nonEmpty.optional(),
   project: nonEmpty.optional(),
+  /** Projects the key may charge through the x-claude-code-gateway-project header ("*": any), besides its own `project`. */
+  projects: z.union([z.literal('*'), z.array(z.string().regex(/^[^\s:]+$/, 'must be a project name (no spaces or ":")'))]).optional(),
   profile: nonEmpty.optional(),
   admin: z.boolean().optional(),
   revoked: z.boolean().optional(),

@@ -3,6 +3,7 @@ import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { Agent, errors as undiciErrors } from './http-client';
 import { Errors } from '../errors';
+import { PROJECT_HEADER } from './keys';
 
 /** What the gateway sends upstream for one call. */
 export interface UpstreamRequest {
@@ -41,15 +42,44 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
 // Credentials a client may send; the route decides which (if any) go upstream.
 export const CLIENT_CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'proxy-authorization'] as const;
 
-/** Copies the client's headers for upstream: hop-by-hop and credential headers removed, identity encoding asked. */
-export function forwardableHeaders(incoming: Record<string, string | string[] | undefined>, keep: ReadonlySet<string> = new Set()): Record<string, string> {
+/** Finds gateway credentials (keys, signed tokens) in a header value: the key ring. */
+export interface CredentialFinder {
+  carriesCredential(value: string): boolean;
+}
+
+/**
+ * Copies the client's headers for upstream: hop-by-hop and credential headers removed (but those in `keep`), identity
+ * encoding asked. A header whose value carries a gateway key or a token this gateway signed never leaves, whatever its
+ * name: it is dropped. When that leaves none of the client credentials `keep` lets through (a `credentials: "client"`
+ * profile whose Authorization held the gateway key, as a shell with ANTHROPIC_AUTH_TOKEN left over sends it), the call is
+ * refused with a 400 naming the header: forwarded without it, the upstream would answer a 401 that points nowhere.
+ */
+export function forwardableHeaders(
+  incoming: Record<string, string | string[] | undefined>,
+  keys: CredentialFinder,
+  keep: ReadonlySet<string> = new Set(),
+): Record<string, string> {
   const out: Record<string, string> = {};
+  let dropped: string | undefined;
+  let kept = false;
   for (const name in incoming) {
     const value = incoming[name];
     if (value === undefined || HOP_BY_HOP.has(name)) continue;
-    if ((CLIENT_CREDENTIAL_HEADERS as readonly string[]).includes(name) && !keep.has(name)) continue;
-    if (name === 'x-claude-code-gateway-project') continue;
-    out[name] = Array.isArray(value) ? value.join(', ') : value;
+    const credential = (CLIENT_CREDENTIAL_HEADERS as readonly string[]).includes(name);
+    if (credential && !keep.has(name)) continue;
+    if (name === PROJECT_HEADER) continue;
+    const flat = Array.isArray(value) ? value.join(', ') : value;
+    if (keys.carriesCredential(flat)) {
+      if (credential) dropped ??= name;
+      continue;
+    }
+    if (credential) kept = true;
+    out[name] = flat;
+  }
+  if (dropped && !kept) {
+    throw new Errors.InvalidRequest(
+      `The ${dropped} header carries this gateway's key, which never leaves the gateway. This profile passes the client's own provider credentials through, so ${dropped} must carry yours: send the gateway key only in Proxy-Authorization (unset ANTHROPIC_AUTH_TOKEN and ANTHROPIC_API_KEY if they hold it; \`claude-code-gateway env --profile <name>\` prints what to set).`,
+    );
   }
   // The usage tap reads the body as it passes: ask for it uncompressed (loopback to the client costs nothing).
   out['accept-encoding'] = 'identity';

@@ -10,6 +10,11 @@ export interface GatewayKey {
   project?: string;
   /** Profile this key is pinned to; requests without a /profiles/<name>/ prefix use it. */
   profile?: string;
+  /**
+   * Projects this key may charge by sending `x-claude-code-gateway-project` (besides its own `project`), or "*" for
+   * any; unset, the header may only repeat the key's own project.
+   */
+  projects?: readonly string[] | '*';
   admin?: boolean;
   revoked?: boolean;
   /** Id of the admin key that registered this key through `/control/keys` (only such keys can be replaced or removed there). */
@@ -27,15 +32,40 @@ export interface Authenticated {
 }
 
 const TOKEN_PREFIX = 'ccgwt1.';
+/** The header through which a key may choose one of its projects for a call. */
+export const PROJECT_HEADER = 'x-claude-code-gateway-project';
+/** Values shorter than this are not hashed for keys known only by their hash (their length is then unknown). */
+const MIN_HASHED_WORD = 8;
+/** No signed token is shorter: the prefix, a payload of at least 20 characters and a 43-character signature. */
+const MIN_TOKEN_LENGTH = TOKEN_PREFIX.length + 20 + 1 + 43;
+
+/** The digests of a ring's keys, and which lengths are worth hashing when looking for them in text. */
+interface DigestIndex {
+  digests: Set<string>;
+  /** Lengths of the keys given by value: words of these lengths are hashed wherever they appear. */
+  lengths: Set<number>;
+  /** Some key is known only by its hash (its length unknown): whole values and Bearer credentials are hashed. */
+  hashOnly: boolean;
+  /** Text shorter than this cannot hold a key or a token. */
+  minLength: number;
+  /** The shortest key given by value: text no longer than it has no such key as a word inside it. */
+  shortestKnown: number;
+}
 
 interface Entry {
   key: GatewayKey;
   digest: Buffer;
+  /** The digest as a map key, for finding keys in text. */
+  digestKey: string;
+  /** Length of the secret when it was given by value; undefined when only its hash is known. */
+  length?: number;
 }
 
 /** The gateway keys a gateway accepts: configured, generated and per-window keys, plus signed short-lived tokens. */
 export class KeyRing {
   private entries = new Map<string, Entry>();
+  /** Entries by digest, and the lengths worth hashing when looking for keys in text (rebuilt after a change). */
+  private byDigest?: DigestIndex;
   /** Problems met while loading (e.g. a key whose variable is unset), for the operator. */
   readonly warnings: string[] = [];
 
@@ -45,9 +75,9 @@ export class KeyRing {
   static fromConfig(keys: KeyConfig[], opts: { env?: NodeJS.ProcessEnv; tokenSecret?: Buffer } = {}): KeyRing {
     const ring = new KeyRing(opts.tokenSecret);
     keys.forEach((k, i) => {
-      const meta: GatewayKey = { id: k.id, team: k.team, project: k.project, profile: k.profile, admin: k.admin, revoked: k.revoked };
+      const meta: GatewayKey = { id: k.id, team: k.team, project: k.project, projects: k.projects, profile: k.profile, admin: k.admin, revoked: k.revoked };
       if (k.sha256) {
-        ring.entries.set(k.id, { key: meta, digest: Buffer.from(k.sha256.toLowerCase(), 'hex') });
+        ring.put(meta, Buffer.from(k.sha256.toLowerCase(), 'hex'));
         return;
       }
       try {
@@ -57,7 +87,7 @@ export class KeyRing {
         if (!(err instanceof MissingEnvError)) throw err;
         ring.warnings.push(`${err.message}; that key cannot authenticate until it is set (signed tokens for it still work)`);
         // Keep the key's identity for tokens; a random digest that nothing can match stands in for the secret.
-        ring.entries.set(k.id, { key: meta, digest: randomBytes(32) });
+        ring.put(meta, randomBytes(32), 0);
       }
     });
     return ring;
@@ -65,11 +95,17 @@ export class KeyRing {
 
   /** Adds (or replaces) a key by its secret value. */
   add(key: GatewayKey, secret: string): void {
-    this.entries.set(key.id, { key: { ...key }, digest: sha256(secret) });
+    this.put({ ...key }, sha256(secret), secret.length);
   }
 
   remove(id: string): void {
     this.entries.delete(id);
+    this.byDigest = undefined;
+  }
+
+  private put(key: GatewayKey, digest: Buffer, length?: number): void {
+    this.entries.set(key.id, { key, digest, digestKey: digest.toString('base64'), length });
+    this.byDigest = undefined;
   }
 
   get(id: string): GatewayKey | undefined {
@@ -127,11 +163,16 @@ export class KeyRing {
   /** Compares the presented secret with every key's digest in constant time (no early exit). */
   private match(secret: string): GatewayKey | undefined {
     const digest = sha256(secret);
-    let found: GatewayKey | undefined;
+    let found: Entry | undefined;
     for (const e of this.entries.values()) {
-      if (timingSafeEqual(digest, e.digest) && !found) found = e.key;
+      if (timingSafeEqual(digest, e.digest) && !found) found = e;
     }
-    return found;
+    if (found && found.length === undefined) {
+      // A key configured by its hash has just shown its length: from now on it is found inside longer header values too.
+      found.length = secret.length;
+      this.byDigest = undefined;
+    }
+    return found?.key;
   }
 
   /** Issues a signed token for a key id, valid for `ttlMs`. */
@@ -143,12 +184,8 @@ export class KeyRing {
   }
 
   private verifyToken(token: string): { id: string; exp: number } | 'expired' | undefined {
-    if (!this.tokenSecret) return undefined;
-    const [payload, sig] = token.slice(TOKEN_PREFIX.length).split('.');
-    if (!payload || !sig) return undefined;
-    const expected = Buffer.from(this.sign(payload));
-    const given = Buffer.from(sig);
-    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return undefined;
+    const payload = this.signedPayload(token);
+    if (payload === undefined) return undefined;
     let data: { k?: unknown; exp?: unknown };
     try {
       data = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
@@ -160,9 +197,128 @@ export class KeyRing {
     return { id: data.k, exp: data.exp };
   }
 
+  /** The payload of a token this ring signed (expired or not), else undefined. */
+  private signedPayload(token: string): string | undefined {
+    if (!this.tokenSecret) return undefined;
+    const parts = token.slice(TOKEN_PREFIX.length).split('.');
+    if (parts.length !== 2 || !parts[0] || !parts[1]) return undefined;
+    const expected = Buffer.from(this.sign(parts[0]));
+    const given = Buffer.from(parts[1]);
+    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return undefined;
+    return parts[0];
+  }
+
+  /**
+   * The gateway credentials in `text`: keys of this ring and tokens it signed (expired ones too), found as the whole
+   * value, as a Bearer credential, or as a word inside it. Only candidates of a length some key has are hashed, so text
+   * without a credential costs little. A key configured by its hash has no known length until it first authenticates:
+   * until then it is looked for as the whole value or the Bearer credential (where clients send keys), not inside words.
+   */
+  credentialsIn(text: string): string[] {
+    const found = new Set<string>();
+    this.scan(text, (c) => {
+      found.add(c);
+      return false;
+    });
+    return [...found];
+  }
+
+  /** True when `text` carries a gateway key or a token this ring signed (see credentialsIn). */
+  carriesCredential(text: string): boolean {
+    let hit = false;
+    this.scan(text, () => {
+      hit = true;
+      return true;
+    });
+    return hit;
+  }
+
+  /** Secrets the ring holds in the clear (the token secret), for the audit scrubber. */
+  heldSecrets(): string[] {
+    return this.tokenSecret ? [this.tokenSecret.toString('utf8')] : [];
+  }
+
+  /** Calls `hit` with each credential found in `text` until it returns true. */
+  private scan(text: string, hit: (credential: string) => boolean): void {
+    const index = this.digestIndex();
+    if (text.length < index.minLength) return;
+    const tokens = this.tokenSecret !== undefined && text.length >= MIN_TOKEN_LENGTH && text.includes(TOKEN_PREFIX);
+    if (index.digests.size === 0 && !tokens) return;
+    const check = (candidate: string, whole: boolean): boolean => {
+      const at = tokens ? candidate.indexOf(TOKEN_PREFIX) : -1;
+      if (at !== -1) {
+        const token = candidate.slice(at);
+        return this.signedPayload(token) !== undefined && hit(token);
+      }
+      const worth = index.lengths.has(candidate.length) || (whole && index.hashOnly && candidate.length >= MIN_HASHED_WORD);
+      return worth && index.digests.has(hash('sha256', candidate, 'base64')) && hit(candidate);
+    };
+    const whole = text.trim();
+    if (check(whole, true)) return;
+    const credential = bearer(whole);
+    if (credential !== undefined && check(credential, true)) return;
+    if (whole.length <= index.shortestKnown && !tokens) return;
+    // Words by hand rather than with a regex: only those of a key's length are sliced out (matchAll cost ~2 us a value).
+    let start = -1;
+    for (let i = 0; i <= whole.length; i++) {
+      if (i < whole.length && isWordChar(whole.charCodeAt(i))) {
+        if (start === -1) start = i;
+        continue;
+      }
+      if (start === -1) continue;
+      let end = i;
+      while (end < whole.length && whole.charCodeAt(end) === 61 /* = */) end++;
+      const len = end - start;
+      if ((tokens || index.lengths.has(len) || index.lengths.has(i - start)) && len < whole.length) {
+        const word = whole.slice(start, end);
+        if (word !== credential && (check(word, false) || (end !== i && check(word.slice(0, i - start), false)))) return;
+      }
+      start = -1;
+    }
+  }
+
+  private digestIndex(): DigestIndex {
+    if (this.byDigest) return this.byDigest;
+    const digests = new Set<string>();
+    const lengths = new Set<number>();
+    let hashOnly = false;
+    for (const e of this.entries.values()) {
+      if (e.length === 0) continue;
+      digests.add(e.digestKey);
+      if (e.length === undefined) hashOnly = true;
+      else lengths.add(e.length);
+    }
+    const known = [...lengths];
+    const minLength = Math.min(hashOnly ? MIN_HASHED_WORD : Infinity, ...known, this.tokenSecret ? MIN_TOKEN_LENGTH : Infinity);
+    this.byDigest = { digests, lengths, hashOnly, minLength, shortestKnown: Math.min(...known) };
+    return this.byDigest;
+  }
+
   private sign(payload: string): string {
     return createHmac('sha256', this.tokenSecret!).update(payload).digest('base64url');
   }
+}
+
+/**
+ * The project a call is charged to: the key's own `project`, or the one the project header names when the key may
+ * charge it (its own project, one of its `projects`, or any with `"*"`). Any other name is refused with a 403 naming
+ * the header and the projects the key may use, so no key charges a budget it does not belong to.
+ */
+export function projectFor(key: GatewayKey, requested: string | undefined): string | undefined {
+  if (requested === undefined || requested === key.project) return key.project;
+  const allowed = key.projects;
+  if (allowed === '*' || allowed?.includes(requested)) return requested;
+  const mine = [...(key.project ? [key.project] : []), ...(allowed ?? [])];
+  throw new Errors.Forbidden(
+    `The ${PROJECT_HEADER} header names project ${JSON.stringify(requested.slice(0, 100))}, which key "${key.id}" may not charge; ${
+      mine.length ? `it may use ${mine.map((p) => `"${p}"`).join(', ')}` : `it may not choose a project (list them in the key's "projects" to allow it)`
+    }.`,
+  );
+}
+
+/** Characters keys and tokens are made of (base64, base64url, and the dots of a token); a word may end in "=" padding. */
+function isWordChar(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 45 || c === 46 || c === 95 || c === 126 || c === 43 || c === 47;
 }
 
 function bearer(value: string): string | undefined {

@@ -6,7 +6,7 @@ import { anthropicErrorBody, anthropicTypeFor, awsErrorType, bedrockErrorBody } 
 import { emptyUsage, tapFor, type UsageTap } from '../streams/usage';
 import type { CallInfo, CallOutcome, RouteName } from './call';
 import { CallAbort, pipeToClient, sendUpstream, type UpstreamRequest, type UpstreamResponse } from './forward';
-import type { Authenticated } from './keys';
+import { PROJECT_HEADER, projectFor, type Authenticated } from './keys';
 
 /** Everything a route knows about a model call it is about to forward. */
 export interface ProxyCallParams {
@@ -48,7 +48,7 @@ export function callInfo(p: ProxyCallParams): CallInfo {
     requestId: String(p.request.id),
     startedAt: Date.now(),
     key: p.auth.key,
-    project: p.auth.key.project ?? header(p.request, 'x-claude-code-gateway-project'),
+    project: projectFor(p.auth.key, header(p.request, PROJECT_HEADER)),
     sessionId: header(p.request, 'x-claude-code-session-id'),
     agentId: header(p.request, 'x-claude-code-agent-id'),
     profile: p.profile.name,

@@ -26,9 +26,9 @@ export async function buildAnthropicRequest(runtime: GatewayRuntime, profile: Pr
   let headers: Record<string, string>;
   if (profile.credentials === 'client') {
     const keep = new Set<string>(CLIENT_CREDENTIAL_HEADERS.filter((h) => h !== call.keyHeader && h !== 'proxy-authorization'));
-    headers = forwardableHeaders(call.headers, keep);
+    headers = forwardableHeaders(call.headers, runtime.keys, keep);
   } else {
-    headers = forwardableHeaders(call.headers);
+    headers = forwardableHeaders(call.headers, runtime.keys);
     headers['x-api-key'] = await runtime.apiKeys.get(profile);
   }
   return { origin, path, method: call.method, headers, body: call.body };
@@ -37,7 +37,7 @@ export async function buildAnthropicRequest(runtime: GatewayRuntime, profile: Pr
 /** LiteLLM upstream: its proxy URL, with the profile's key in `keyHeader` (Authorization: Bearer by default). */
 export async function buildLiteLlmRequest(runtime: GatewayRuntime, profile: Profile, call: IncomingCall): Promise<UpstreamRequest> {
   const { origin, path } = upstreamTarget(profile.baseUrl!, call.pathAndQuery);
-  const headers = forwardableHeaders(call.headers);
+  const headers = forwardableHeaders(call.headers, runtime.keys);
   const key = await runtime.apiKeys.get(profile);
   const header = (profile.keyHeader ?? 'Authorization').toLowerCase();
   headers[header] = header === 'authorization' ? `Bearer ${key}` : key;

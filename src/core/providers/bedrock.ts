@@ -100,7 +100,7 @@ export async function buildBedrockRequest(
   plane: 'runtime' | 'control',
 ): Promise<UpstreamRequest> {
   const { origin, path } = upstreamTarget(bedrockBaseUrl(profile, plane), call.pathAndQuery);
-  const headers = forwardableHeaders(call.headers);
+  const headers = forwardableHeaders(call.headers, runtime.keys);
   for (const h of CLIENT_SIGNING_HEADERS) delete headers[h];
   const req: UpstreamRequest = { origin, path, method: call.method, headers, body: call.body };
   const token = bearerToken(runtime, profile);

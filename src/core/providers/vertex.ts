@@ -37,9 +37,9 @@ export async function buildVertexRequest(
   const { origin, path } = upstreamTarget(vertexBaseUrl(profile, call.region), call.path);
   let headers: Record<string, string>;
   if (profile.credentials === 'client') {
-    headers = forwardableHeaders(call.headers, new Set(CLIENT_CREDENTIAL_HEADERS.filter((h) => h === 'authorization' && h !== call.keyHeader)));
+    headers = forwardableHeaders(call.headers, runtime.keys, new Set(CLIENT_CREDENTIAL_HEADERS.filter((h) => h === 'authorization' && h !== call.keyHeader)));
   } else {
-    headers = forwardableHeaders(call.headers);
+    headers = forwardableHeaders(call.headers, runtime.keys);
     headers.authorization = `Bearer ${await googleTokensFor(runtime).get(profile)}`;
   }
   return { origin, path, method: call.method, headers, body: call.body };
