@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// Runs the mocha suite in test/vscode/suite inside a real VS Code extension host, served by
-// code-server (installed by scripts/install-code-server.sh) and driven by Debian's Chromium through
-// playwright-core. See /work/shared/VSCODE-TESTING.md.
+// Runs the mocha suites in test/vscode inside a real VS Code extension host, served by code-server
+// (installed by scripts/install-code-server.sh) and driven by Debian's Chromium through playwright-core.
+// See /work/shared/VSCODE-TESTING.md. Two passes, each with a fresh code-server and user data:
+//   main     test/vscode/suite: the gateway, commands, usage, a hostile workspace's settings;
+//   startup  test/vscode/startup: a window whose user settings do not validate at activation.
 //
 //   node scripts/run-vscode-tests.mjs
 //
@@ -12,7 +14,8 @@
 //   CCGW_VSCODE_TIMEOUT_MS  time allowed for the suite (default 180000)
 //   CCGW_CHROMIUM           browser binary (default /usr/bin/chromium)
 //   CCGW_VSCODE_GREP        passed to mocha's grep inside the host
-// Prints a closing line "N passed, N failed"; exits non-zero on any failure or when no test ran.
+//   CCGW_VSCODE_SUITE       run only this pass (main or startup)
+// Prints a closing line "N passed, N failed" (over both passes); exits non-zero on any failure or when no test ran.
 // Everything of a run (logs, results.json, screenshot on failure) stays in test-results/vscode-run-*/.
 
 import fs from 'node:fs';
@@ -30,7 +33,11 @@ import {
   writeUserSetup,
 } from './vscode-harness.mjs';
 
-const testsPath = path.join(projectRoot, 'test', 'vscode', 'suite', 'index.js');
+const SUITES = {
+  main: { testsPath: path.join(projectRoot, 'test', 'vscode', 'suite', 'index.js'), settings: {} },
+  // A Bedrock profile without its region: the settings do not validate when the extension activates.
+  startup: { testsPath: path.join(projectRoot, 'test', 'vscode', 'startup', 'index.js'), settings: { 'claudeGateway.profiles': [{ name: 'no-region', provider: 'bedrock' }] } },
+};
 const timeoutMs = Number(process.env.CCGW_VSCODE_TIMEOUT_MS || 180_000);
 
 const log = (...a) => console.log('[vscode-tests]', ...a);
@@ -55,19 +62,22 @@ function formatLogArgs(args) {
   return typeof args === 'string' ? args : JSON.stringify(args);
 }
 
-async function main() {
+const userSettings = process.env.CCGW_VSCODE_SETTINGS || '{}';
+
+/** One pass: a fresh code-server and user data, the suite at `testsPath`; resolves { passed, failed, ok }. */
+async function runSuite(name, { testsPath, settings }) {
   const problems = preflight();
   if (!fs.existsSync(testsPath)) problems.push(`${testsPath} not found`);
   if (problems.length) {
     for (const p of problems) fail(p);
-    console.log('0 passed, 1 failed');
-    return 1;
+    return { passed: 0, failed: 1, ok: false };
   }
-  const { RUN, runtimeDir, cleanup } = createRun('vscode-run');
+  const { RUN, runtimeDir, cleanup } = createRun(name === 'main' ? 'vscode-run' : `vscode-run-${name}`);
   // A port of its own, so a gateway of another run (or the developer's own window) is never joined.
   const gatewayPort = await freePort();
-  process.env.CCGW_VSCODE_SETTINGS = JSON.stringify({ 'claudeGateway.port': gatewayPort, ...JSON.parse(process.env.CCGW_VSCODE_SETTINGS || '{}') });
+  process.env.CCGW_VSCODE_SETTINGS = JSON.stringify({ 'claudeGateway.port': gatewayPort, ...settings, ...JSON.parse(userSettings) });
   const workspace = writeUserSetup(RUN);
+  log(`pass: ${name}`);
   log(`run dir: ${path.relative(process.cwd(), RUN) || RUN}`);
   log(`extension: ${extensionDir}`);
 
@@ -76,6 +86,8 @@ async function main() {
   let browser;
   let page;
   let ok = false;
+  let passed = 0;
+  let failed = 1;
   const hostLog = fs.createWriteStream(path.join(RUN, 'extension-host.log'));
 
   const onSignal = async (sig) => {
@@ -144,17 +156,19 @@ async function main() {
     for (const f of results.failures || []) {
       console.log(`[vscode-tests] FAILED: ${f.title}\n${f.stack || f.message}`);
     }
-    const passed = Number(stats.passes || 0);
-    const failed = Number(stats.failures || 0);
+    passed = Number(stats.passes || 0);
+    failed = Number(stats.failures || 0);
     const pending = Number(stats.pending || 0);
-    console.log(pending ? `${passed} passed, ${failed} failed, ${pending} skipped` : `${passed} passed, ${failed} failed`);
+    log(`${name}: ${passed} passed, ${failed} failed${pending ? `, ${pending} skipped` : ''}`);
     ok = code === 0 && failed === 0 && passed > 0;
+    if (!ok && failed === 0) failed = 1;
     if (passed === 0 && failed === 0) fail('no tests ran');
     else if (code !== 0 && failed === 0) fail(`extension host exit code ${code}`);
   } catch (e) {
     fail(e && e.message ? e.message : String(e));
-    if (!fs.existsSync(path.join(RUN, 'results.json'))) console.log('0 passed, 1 failed');
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     if (!ok && page) {
       try {
         await page.screenshot({ path: path.join(RUN, 'failure.png'), timeout: 10_000 });
@@ -169,7 +183,26 @@ async function main() {
     cleanup();
     if (!ok) log(`logs kept in ${RUN}`);
   }
-  return ok ? 0 : 1;
+  return { passed, failed, ok };
+}
+
+async function main() {
+  const only = process.env.CCGW_VSCODE_SUITE;
+  if (only && !SUITES[only]) {
+    fail(`CCGW_VSCODE_SUITE=${only}: not one of ${Object.keys(SUITES).join(', ')}`);
+    console.log('0 passed, 1 failed');
+    return 1;
+  }
+  let passed = 0;
+  let failed = 0;
+  for (const [name, suite] of Object.entries(SUITES)) {
+    if (only && name !== only) continue;
+    const r = await runSuite(name, suite);
+    passed += r.passed;
+    failed += r.failed;
+  }
+  console.log(`${passed} passed, ${failed} failed`);
+  return failed === 0 && passed > 0 ? 0 : 1;
 }
 
 process.exitCode = await main();

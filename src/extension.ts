@@ -19,9 +19,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<Claude
   const secrets = new ProfileSecrets(context.secrets);
   const controller = new GatewayController(context, secrets, log);
   context.subscriptions.push(log, secrets);
-  await controller.start();
-  await restoreWorkspaceKey(controller, context.secrets);
   shutdown = () => controller.shutdown();
+  // Everything is registered before the gateway starts, so settings that do not validate leave every
+  // command in place (each says why it cannot run) instead of failing activation.
   const terminal = new TerminalEnvironment(context.environmentVariableCollection, controller);
   terminal.setEnabled(readSettings().terminalEnabled);
   const statusBar = new StatusBarController(controller);
@@ -38,6 +38,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<Claude
       if (e.affectsConfiguration(`${SECTION}.terminal.enabled`)) terminal.setEnabled(readSettings().terminalEnabled);
     }),
   );
+  await controller.start();
+  await restoreWorkspaceKey(controller, context.secrets);
   const internals = { context, secrets, log, controller, terminal, statusBar, dashboard, warnings };
   // The full surface (peers, keys, snapshots) is for the test suites only; other extensions see where the gateway is.
   return context.extensionMode === vscode.ExtensionMode.Production ? publicApi(controller) : testApi(internals);

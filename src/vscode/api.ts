@@ -35,6 +35,8 @@ export interface ClaudeGatewayTestApi extends ClaudeGatewayApi {
   /** Names of the configured profiles, as the running gateway sees them. */
   readonly profiles: string[];
   readonly windowKeyId: string;
+  /** Why the gateway is not running (settings that do not validate, a failed start), if it is not. */
+  readonly problem: string | undefined;
   /** Folder of the audit log this window's gateway writes (when it serves) or would write (after a takeover). */
   readonly auditDir: string;
   terminalEnvironment(): Record<string, string>;
@@ -97,6 +99,9 @@ export function testApi(i: ApiInternals): ClaudeGatewayTestApi {
       return controller.profiles.map((p) => p.name);
     },
     windowKeyId: controller.windowKeyId,
+    get problem() {
+      return controller.problem;
+    },
     get auditDir() {
       return controller.gatewayConfig.audit.dir;
     },

@@ -69,20 +69,27 @@ async function setProviderSecret({ controller, secrets }: CommandContext, name?:
 export function registerAllCommands(ctx: CommandContext): vscode.Disposable[] {
   const { controller, secrets, dashboard } = ctx;
   const register = <A extends unknown[], R>(id: CommandId, title: string, fn: (...args: A) => Promise<R>) => vscode.commands.registerCommand(id, guarded(title, fn));
+  // Commands that act on the running gateway or its profiles: they say why when it could not start.
+  const running =
+    <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
+    async (...args: A) => {
+      controller.assertRunning();
+      return fn(...args);
+    };
   return [
-    register(CommandId.SwitchProvider, 'Switch Provider', (name?: string, opts?: SwitchOptions) => switchProvider(controller, secrets, name, opts)),
+    register(CommandId.SwitchProvider, 'Switch Provider', running((name?: string, opts?: SwitchOptions) => switchProvider(controller, secrets, name, opts))),
     register(CommandId.AddProfile, 'Add Profile', (profile?: ProfileConfig, opts?: AddProfileOptions) => addProfile(controller, secrets, profile, opts)),
-    register(CommandId.SetProviderSecret, 'Set Provider Secret', (name?: string, value?: string) => setProviderSecret(ctx, name, value)),
-    register(CommandId.TestConnection, 'Test Connection', (name?: string) => testConnection(controller, name)),
+    register(CommandId.SetProviderSecret, 'Set Provider Secret', running((name?: string, value?: string) => setProviderSecret(ctx, name, value))),
+    register(CommandId.TestConnection, 'Test Connection', running((name?: string) => testConnection(controller, name))),
     register(CommandId.ShowUsage, 'Show Usage', async () => dashboard.show()),
-    register(CommandId.OpenAuditLog, 'Open Audit Log', () => openAuditLog(controller)),
-    register(CommandId.VerifyAuditLog, 'Verify Audit Log', (quiet?: boolean) => verifyAuditLog(controller, quiet)),
-    register(CommandId.CopyEnvironment, 'Copy Environment', (shell?: Shell) => copyEnvironment(controller, shell)),
+    register(CommandId.OpenAuditLog, 'Open Audit Log', running(() => openAuditLog(controller))),
+    register(CommandId.VerifyAuditLog, 'Verify Audit Log', running((quiet?: boolean) => verifyAuditLog(controller, quiet))),
+    register(CommandId.CopyEnvironment, 'Copy Environment', running((shell?: Shell) => copyEnvironment(controller, shell))),
     register(CommandId.RestartGateway, 'Restart Gateway', async () => {
       await controller.restart();
       void vscode.window.setStatusBarMessage(`Claude Gateway: ${controller.mode === 'serving' ? 'serving' : 'attached to'} ${controller.url}`, 3000);
       return controller.url;
     }),
-    register(CommandId.ConfigureClaudeCodeExtension, 'Configure Claude Code Extension', (confirmed?: boolean) => configureClaudeCodeExtension(controller, ctx.secretStorage, confirmed)),
+    register(CommandId.ConfigureClaudeCodeExtension, 'Configure Claude Code Extension', running((confirmed?: boolean) => configureClaudeCodeExtension(controller, ctx.secretStorage, confirmed))),
   ];
 }

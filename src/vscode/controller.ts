@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import type { GatewayConfig, Profile } from '../core/config/validate';
+import { ConfigError, type GatewayConfig, type Profile } from '../core/config/validate';
 import { Emitter, type Disposable, type Event } from '../core/events';
 import { buildGateway } from '../core/gateway/build';
 import { generateKey, KeyRing } from '../core/gateway/keys';
@@ -12,6 +12,7 @@ import { AuditLockedError } from '../core/accounting/audit-lock';
 import { GatewayRuntime } from '../core/runtime';
 import { controlRequest, probeGateway, readControlFile, removeControlFile, writeControlFile, type ControlFile } from '../core/shared-gateway';
 import { UsageSummary } from '../core/usage-summary';
+import { CommandId } from './command-ids';
 import { configFromSettings, readSettings, SECTION, type RawSettings } from './settings';
 import type { ProfileSecrets } from './secrets';
 
@@ -51,6 +52,14 @@ interface Attached {
   control: ControlFile;
 }
 
+/** What `profile` reports while the settings do not validate (nothing is served then). */
+const UNCONFIGURED: Profile = { name: 'unconfigured', provider: 'anthropic', mode: 'native', credentials: 'gateway', jsonPath: '', unusable: 'the settings do not validate' };
+
+/** One line for an error message: a settings error's problems, else the message. */
+function reason(err: unknown): string {
+  return err instanceof ConfigError ? err.problems.join('; ') : (err as Error).message;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Resolves once no model call is in flight on a runtime. */
@@ -88,7 +97,9 @@ export class GatewayController implements vscode.Disposable {
   /** Further keys of this window (the workspace key written for Anthropic's own extension), pinned like the window key. */
   private readonly extraKeys = new Map<string, string>();
   private settings: RawSettings;
-  private config!: GatewayConfig;
+  private config?: GatewayConfig;
+  /** Why the gateway is not running, when settings did not validate or the start failed. */
+  private _problem?: string;
   private pinned = '';
   private serving?: Serving;
   private attached?: Attached;
@@ -150,27 +161,81 @@ export class GatewayController implements vscode.Disposable {
   }
 
   get gatewayConfig(): GatewayConfig {
-    return this.config;
+    return this.configured();
   }
 
   /** The profile this window's key is pinned to. */
   get profile(): Profile {
-    return this.config.profiles.find((p) => p.name === this.pinned) ?? this.config.profiles.find((p) => p.name === this.config.activeProfile) ?? this.config.profiles[0];
+    const c = this.config;
+    if (!c) return UNCONFIGURED;
+    return c.profiles.find((p) => p.name === this.pinned) ?? c.profiles.find((p) => p.name === c.activeProfile) ?? c.profiles[0];
   }
 
   get profiles(): Profile[] {
-    return this.config.profiles;
+    return this.config?.profiles ?? [];
   }
 
+  /** Why the gateway is not running (settings that do not validate, a start that failed); undefined while it runs. */
+  get problem(): string | undefined {
+    return this._problem;
+  }
+
+  private configured(): GatewayConfig {
+    if (!this.config) throw new Error(this.notRunning());
+    return this.config;
+  }
+
+  private notRunning(): string {
+    return `the gateway is not running: ${this._problem ?? 'it has not started yet'}. Fix the settings (Open Settings) or run Claude Gateway: Restart Gateway.`;
+  }
+
+  /** Throws the reason when a command needs the gateway and it could not start. */
+  assertRunning(): void {
+    if (!this.config || (this._problem && this._mode === 'stopped')) throw new Error(this.notRunning());
+  }
+
+  /**
+   * Reads the settings and serves or attaches. Does not throw: settings that do not validate (or a start
+   * that fails) leave the gateway stopped, with the reason in `problem`, an error message with an action,
+   * and commands that say why they cannot run; a settings change that fixes them starts it.
+   */
   async start(): Promise<void> {
-    this.config = this.buildConfig();
-    this.secrets.useProfiles(this.config.profiles);
+    try {
+      await this.startOnce();
+    } catch (err) {
+      this.failed(err, true);
+    }
+  }
+
+  private async startOnce(): Promise<void> {
+    this.settings = readSettings();
+    const config = this.buildConfig();
+    this.config = config;
+    this._problem = undefined;
+    this.secrets.useProfiles(config.profiles);
     await this.secrets.load();
     const remembered = this.opts.detached ? undefined : this.context.workspaceState.get<string>(WINDOW_PROFILE_STATE);
-    this.pinned = remembered && this.config.profiles.some((p) => p.name === remembered) ? remembered : this.config.activeProfile;
-    this.usage.setBudgets(this.config.budgets);
-    this.usage.seedFromAudit(this.config.audit.dir);
+    this.pinned = remembered && config.profiles.some((p) => p.name === remembered) ? remembered : config.activeProfile;
+    this.usage.setBudgets(config.budgets);
+    this.usage.seedFromAudit(config.audit.dir);
     await this.connect();
+  }
+
+  /** Records why the gateway is not running and (unless the caller reports it) tells the user, with the action that helps. */
+  private failed(err: unknown, show: boolean): void {
+    this._problem = reason(err);
+    this.log.error(`The gateway is not running: ${(err as Error).message}`);
+    this.fireState();
+    if (show) this.showProblem(err);
+  }
+
+  private showProblem(err: unknown): void {
+    const settings = err instanceof ConfigError;
+    const action = settings ? 'Open Settings' : 'Restart Gateway';
+    void vscode.window.showErrorMessage(`Claude Gateway ${settings ? 'settings' : 'could not start'}: ${reason(err)}`, action).then((choice) => {
+      if (choice === 'Open Settings') void vscode.commands.executeCommand('workbench.action.openSettings', SECTION);
+      else if (choice === 'Restart Gateway') void vscode.commands.executeCommand(CommandId.RestartGateway);
+    });
   }
 
   private buildConfig(): GatewayConfig {
@@ -216,6 +281,7 @@ export class GatewayController implements vscode.Disposable {
   }
 
   private async serve(port: number): Promise<void> {
+    const config = this.configured();
     const keys = new KeyRing(randomBytes(32));
     keys.add({ id: this.windowKeyId, project: this.project, profile: this.pinned }, this.windowKey);
     const adminKey = generateKey();
@@ -224,7 +290,7 @@ export class GatewayController implements vscode.Disposable {
     const version = this.context.extension.packageJSON.version;
     let runtime: GatewayRuntime;
     try {
-      runtime = new GatewayRuntime({ config: this.config, keys, secrets: this.secrets, version });
+      runtime = new GatewayRuntime({ config, keys, secrets: this.secrets, version });
     } catch (err) {
       if (!(err instanceof AuditLockedError)) throw err;
       // Another live gateway (a window that serves another port, or the CLI on the same data folder) writes the audit
@@ -237,9 +303,9 @@ export class GatewayController implements vscode.Disposable {
           return;
         }
       }
-      const dir = path.join(path.dirname(this.config.audit.dir), `audit-window-${process.pid}`);
+      const dir = path.join(path.dirname(config.audit.dir), `audit-window-${process.pid}`);
       this.log.warn(`${err.message} This window's gateway keeps its own audit log in ${dir} (its budgets count only its own calls).`);
-      runtime = new GatewayRuntime({ config: { ...this.config, audit: { ...this.config.audit, dir } }, keys, secrets: this.secrets, version });
+      runtime = new GatewayRuntime({ config: { ...config, audit: { ...config.audit, dir } }, keys, secrets: this.secrets, version });
     }
     const app = buildGateway({ runtime, listenHost: '127.0.0.1' });
     try {
@@ -358,7 +424,8 @@ export class GatewayController implements vscode.Disposable {
 
   /** Pins this window's key to a profile: the next request of every Claude Code session in the window goes there. */
   async switchProfile(name: string): Promise<void> {
-    if (!this.config.profiles.some((p) => p.name === name)) throw new Error(`No profile named "${name}" (profiles: ${this.config.profiles.map((p) => p.name).join(', ')})`);
+    const profiles = this.configured().profiles;
+    if (!profiles.some((p) => p.name === name)) throw new Error(`No profile named "${name}" (profiles: ${profiles.map((p) => p.name).join(', ')})`);
     for (const id of [this.windowKeyId, ...this.extraKeys.keys()]) {
       if (this.serving) this.serving.runtime.pinKey(id, name);
       else if (this.attached) await controlRequest(this._url, this.attached.control.adminKey, 'PUT', `/control/keys/${encodeURIComponent(id)}/profile`, { profile: name });
@@ -386,13 +453,20 @@ export class GatewayController implements vscode.Disposable {
 
   /** Settings changed: apply them live; restart the listener only when the port changed. */
   private async applySettings(): Promise<void> {
+    if (!this.config || (this._problem && this._mode === 'stopped')) {
+      // Not running (the settings did not validate, or the start failed): these settings may fix it.
+      await this.stop();
+      await this.start();
+      return;
+    }
     const previous = this.settings;
     this.settings = readSettings();
     let config: GatewayConfig;
     try {
       config = this.buildConfig();
     } catch (err) {
-      void vscode.window.showErrorMessage(`Claude Gateway settings: ${(err as Error).message}`);
+      // The gateway keeps serving the last settings that validated.
+      this.showProblem(err);
       return;
     }
     this.config = config;
@@ -412,6 +486,15 @@ export class GatewayController implements vscode.Disposable {
   /** Stops accepting, lets in-flight streams finish, and serves (or attaches) again. */
   async restart(): Promise<void> {
     await this.stop();
+    if (!this.config || this._problem) {
+      try {
+        await this.startOnce();
+      } catch (err) {
+        this.failed(err, false);
+        throw new Error(this.notRunning(), { cause: err });
+      }
+      return;
+    }
     await this.connect();
   }
 

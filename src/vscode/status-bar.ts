@@ -45,7 +45,9 @@ export class StatusBarController implements vscode.Disposable {
     const c = this.controller;
     if (c.mode === 'stopped' || !c.url) {
       this.item.text = '$(circle-slash) Claude Gateway';
-      this.item.tooltip = 'The gateway is not running. Run **Claude Gateway: Restart Gateway**.';
+      this.item.tooltip = c.problem
+        ? `The gateway is not running: ${c.problem}. Fix the settings, or run **Claude Gateway: Restart Gateway**.`
+        : 'The gateway is not running. Run **Claude Gateway: Restart Gateway**.';
       this.item.backgroundColor = undefined;
       return;
     }

@@ -12,7 +12,8 @@ const Mocha = require('mocha');
 // substitution, so mocha's reporter lines ("%d passing (%s)") are formatted here first.
 Mocha.reporters.Base.consoleLog = (...args) => console.log(util.format(...args));
 
-function run() {
+/** Runs every *.test.js of a folder (this one, or another suite's that shares this runner). */
+function runDir(dir) {
   const mocha = new Mocha({
     ui: 'bdd',
     timeout: 20000,
@@ -21,7 +22,6 @@ function run() {
   });
   if (process.env.CCGW_VSCODE_GREP) mocha.grep(process.env.CCGW_VSCODE_GREP);
 
-  const dir = __dirname;
   const files = fs
     .readdirSync(dir)
     .filter((f) => f.endsWith('.test.js'))
@@ -86,4 +86,8 @@ function run() {
   });
 }
 
-module.exports = { run };
+function run() {
+  return runDir(__dirname);
+}
+
+module.exports = { run, runDir };
