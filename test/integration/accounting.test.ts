@@ -177,7 +177,9 @@ describe('accounting: usage, cost and the audit log on every route', () => {
     assert.ok(all.groups.some((g) => g.group === 'claude-opus-4-8'));
     assert.equal((await fetch(`${gw.url}/usage`)).status, 401);
 
-    const metrics = await (await fetch(`${gw.url}/metrics`, { headers: { authorization: `Bearer ${TEAM_KEY}` } })).text();
+    // /metrics shows every team's and project's budgets: an admin key reads it, a team's key may not.
+    assert.equal((await fetch(`${gw.url}/metrics`, { headers: { authorization: `Bearer ${TEAM_KEY}` } })).status, 403);
+    const metrics = await (await fetch(`${gw.url}/metrics`, { headers: { authorization: `Bearer ${gw.key}` } })).text();
     assert.match(metrics, /ccgw_requests_total\{profile="anthropic",provider="anthropic",model="claude-opus-4-8",status="ok"\} \d+/);
     assert.match(metrics, /ccgw_tokens_total\{profile="anthropic",model="claude-opus-4-8",kind="cache_write_1h"\} \d+/);
     assert.match(metrics, /ccgw_upstream_latency_seconds_bucket/);

@@ -1,4 +1,7 @@
+import { createHash } from 'node:crypto';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { expandEnv, MissingEnvError } from '../config/expand';
+import type { GatewayConfig } from '../config/validate';
 import type { SettledCall } from '../gateway/call';
 import type { BudgetStatus } from './budgets';
 
@@ -36,9 +39,30 @@ class Tally {
   }
 }
 
+/** Budgets shown in /metrics: every scope but `key:<id>` (labels never carry key ids; GET /budgets shows those to admins). */
+function labelled(budgets: BudgetStatus[]): BudgetStatus[] {
+  return budgets.filter((b) => !b.scope.startsWith('key:'));
+}
+
+/**
+ * The digest of the token that may scrape /metrics besides admin keys (config `metrics.token`, `${env:…}` expanded, or
+ * `metrics.sha256`), or undefined when none is configured or its variable is unset.
+ */
+export function metricsTokenDigest(config: GatewayConfig, env: NodeJS.ProcessEnv): Buffer | undefined {
+  const m = config.metrics;
+  if (m.sha256) return Buffer.from(m.sha256, 'hex');
+  if (m.token === undefined) return undefined;
+  try {
+    return createHash('sha256').update(expandEnv(m.token, 'metrics.token', 'the metrics token', env)).digest();
+  } catch (err) {
+    if (err instanceof MissingEnvError) return undefined;
+    throw err;
+  }
+}
+
 /**
  * The gateway's Prometheus metrics, in a registry of its own (several gateways can live in one process:
- * tests, the extension host). Labels never carry key ids or secrets.
+ * tests, the extension host). Labels never carry key ids or secrets; only admin keys and the metrics token read them.
  */
 export class GatewayMetrics {
   readonly registry = new Registry();
@@ -68,7 +92,7 @@ export class GatewayMetrics {
       registers,
       collect() {
         this.reset();
-        for (const b of budgets()) this.set({ scope: b.scope, period: b.period }, b.remainingUsd);
+        for (const b of labelled(budgets())) this.set({ scope: b.scope, period: b.period }, b.remainingUsd);
       },
     });
     new Gauge({
@@ -78,7 +102,7 @@ export class GatewayMetrics {
       registers,
       collect() {
         this.reset();
-        for (const b of budgets()) this.set({ scope: b.scope, period: b.period }, b.usd);
+        for (const b of labelled(budgets())) this.set({ scope: b.scope, period: b.period }, b.usd);
       },
     });
   }

@@ -110,6 +110,13 @@ export const configSchema = z.strictObject({
     })
     .optional(),
   prices: z.record(z.string(), priceSchema).optional(),
+  /** Who may scrape GET /metrics besides admin keys: a bearer token that opens /metrics and nothing else. */
+  metrics: z
+    .strictObject({
+      token: nonEmpty.optional(),
+      sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be the 64-character hex SHA-256 of the token').optional(),
+    })
+    .optional(),
   upstream: z
     .strictObject({
       timeoutMs: z.int().min(100, 'must be at least 100 (milliseconds)').optional(),

@@ -26,6 +26,8 @@ export interface GatewayConfig {
   rateLimits: RateLimitConfig[];
   audit: { bodies: 'none' | 'redacted' | 'full'; dir: string; failOpen: boolean };
   prices: NonNullable<RawConfig['prices']>;
+  /** The credential that may scrape /metrics besides admin keys (`token` may be `${env:…}`, expanded at use). */
+  metrics: { token?: string; sha256?: string };
   /**
    * Upstream time limits: `timeoutMs` bounds the wait for response headers and any silence inside a response body (a stream
    * that stalls); unset, the HTTP client's own 10-minute limits apply. `credentialsTimeoutMs` bounds one AWS or Google
@@ -106,6 +108,7 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): GatewayConfi
     if ((k.key === undefined) === (k.sha256 === undefined)) problems.push(`${at}: set exactly one of "key" or "sha256"`);
     if (k.profile && !names.has(k.profile)) problems.push(`${at}.profile: no profile named "${k.profile}"`);
   });
+  if (cfg.metrics?.token !== undefined && cfg.metrics.sha256 !== undefined) problems.push('metrics: set only one of "token" or "sha256"');
   const checkScope = (scope: string, at: string) => {
     const [kind, name] = scope.split(':');
     if (kind === 'profile' && !names.has(name)) problems.push(`${at}.scope: no profile named "${name}"`);
@@ -133,6 +136,7 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): GatewayConfi
       failOpen: cfg.audit?.failOpen ?? false,
     },
     prices: cfg.prices ?? {},
+    metrics: { token: cfg.metrics?.token, sha256: cfg.metrics?.sha256?.toLowerCase() },
     upstream: { timeoutMs: cfg.upstream?.timeoutMs, credentialsTimeoutMs: cfg.upstream?.credentialsTimeoutMs ?? DEFAULT_CREDENTIALS_TIMEOUT_MS },
     source: opts.source,
   };

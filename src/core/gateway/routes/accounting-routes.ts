@@ -1,16 +1,18 @@
-import type { FastifyInstance } from 'fastify';
+import { timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { BudgetStatus } from '../../accounting/budgets';
+import { metricsTokenDigest } from '../../accounting/metrics';
 import { parseSince, USAGE_GROUPS, usageReport, type UsageGroupBy } from '../../accounting/usage-report';
 import type { Period } from '../../accounting/windows';
 import { budgetSchema } from '../../config/schema';
 import { Errors } from '../../errors';
 import type { GatewayRuntime } from '../../runtime';
-import type { GatewayKey } from '../keys';
+import { sha256, type GatewayKey } from '../keys';
 import { jsonBody } from './events';
 import { authenticate } from './model-routes';
 
 /**
- * `GET /usage` (a key's own usage; every key's for admin keys), `GET /metrics` (Prometheus text) and
+ * `GET /usage` (a key's own usage; every key's for admin keys), `GET /metrics` (Prometheus text; admin keys and the metrics token) and
  * `GET /budgets`, behind the same gateway keys as the model routes; `POST /budgets/override` for admin keys.
  */
 export function registerAccountingRoutes(app: FastifyInstance, runtime: GatewayRuntime): void {
@@ -61,11 +63,30 @@ export function registerAccountingRoutes(app: FastifyInstance, runtime: GatewayR
   });
 
   app.get('/metrics', async (request, reply) => {
-    authenticate(runtime, request);
+    requireMetricsReader(runtime, request);
     const text = (await runtime.accountant.metrics?.()) ?? '';
     reply.type('text/plain; version=0.0.4; charset=utf-8');
     return text;
   });
+}
+
+const metricsDigests = new WeakMap<object, { digest?: Buffer }>();
+
+/**
+ * /metrics shows every team's, project's and profile's spend and limits: only admin keys and the metrics token (config
+ * `metrics.token`, sent as `Authorization: Bearer`) read it. Other keys get a 403; their own budgets are at GET /budgets.
+ */
+function requireMetricsReader(runtime: GatewayRuntime, request: FastifyRequest): void {
+  let cached = metricsDigests.get(runtime.config);
+  if (!cached) metricsDigests.set(runtime.config, (cached = { digest: metricsTokenDigest(runtime.config, runtime.env) }));
+  const presented = /^Bearer\s+(\S+)\s*$/i.exec(String(request.headers.authorization ?? ''))?.[1];
+  if (cached.digest && presented !== undefined && timingSafeEqual(sha256(presented), cached.digest)) return;
+  const auth = authenticate(runtime, request);
+  if (!auth.key.admin) {
+    throw new Errors.Forbidden(
+      `Key "${auth.key.id}" may not read /metrics: it shows every team's and project's budgets, so only admin keys and the metrics token (config "metrics.token") may scrape it. A key's own budgets are at GET /budgets.`,
+    );
+  }
 }
 
 /** A validated override request: `usd` undefined clears the override; `period` undefined means the scope's only budget. */
