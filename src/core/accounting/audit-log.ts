@@ -109,7 +109,7 @@ export class AuditLog {
     }
     // Renews the lock's lease and keeps the head near the end of the log (so a kill -9 followed by a truncation of
     // what came after the last head is the most that can go unnoticed).
-    this.timer = setInterval(() => this.tick(), LEASE_REFRESH_MS);
+    this.timer = setInterval(() => this.renew(), LEASE_REFRESH_MS);
     this.timer.unref();
   }
 
@@ -253,7 +253,7 @@ export class AuditLog {
   }
 
   /** The timer's work: renew the lease (or notice it was lost), and move the head up to the records written since. */
-  private tick(): void {
+  renew(): void {
     if (this.lock) {
       let ours: boolean;
       try {
@@ -436,6 +436,7 @@ export class AuditLog {
 
   private fail(err: unknown): void {
     const e = err as NodeJS.ErrnoException;
-    this._failure = { code: e.code ?? 'EAUDIT', message: `the audit log in ${this.dir} cannot be written (${e.code ?? e.message})` };
+    if (err instanceof AuditLockedError) this._failure = { code: err.code, message: err.message };
+    else this._failure = { code: e.code ?? 'EAUDIT', message: `the audit log in ${this.dir} cannot be written (${e.code ?? e.message})` };
   }
 }
