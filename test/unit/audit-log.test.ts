@@ -158,4 +158,45 @@ describe('audit log group commit', () => {
     );
     assert.equal(verifyAudit(dir).intact, true);
   });
+
+  it('the head is written at the first write and moved up by renew(), with the spend the owner gives it', async () => {
+    log = new AuditLog(dir);
+    log.headSpend = () => ({ global: { '2026-12-04': 1.5 } });
+    log.appendSoon('call', { n: 1 });
+    await turn();
+    const head = () => JSON.parse(fs.readFileSync(headPath(dir), 'utf8')) as { seq: number; spend?: unknown };
+    assert.equal(head().seq, 1);
+    assert.deepEqual(head().spend, { global: { '2026-12-04': 1.5 } });
+    log.appendSoon('call', { n: 2 });
+    await turn();
+    assert.equal(head().seq, 1, 'not at every write');
+    log.renew();
+    assert.equal(head().seq, 2);
+    assert.equal(verifyAudit(dir).intact, true);
+  });
+
+  it('a log reopened shorter than its head writes a tamper record first; verify fails from then on', async () => {
+    log = new AuditLog(dir);
+    for (let i = 0; i < 5; i++) log.appendSoon('call', { n: i });
+    log.close();
+    const file = path.join(dir, fs.readdirSync(dir).find((n) => n.endsWith('.jsonl'))!);
+    const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
+    fs.writeFileSync(file, lines.slice(0, 3).join('\n') + '\n');
+    log = new AuditLog(dir);
+    assert.equal(log.recovery.tamper?.reason, 'log_truncated');
+    assert.deepEqual(log.recovery.tamper?.expected?.seq, 5);
+    assert.equal(log.recovery.tamper?.found.seq, 3);
+    log.append('start', {});
+    log.close();
+    log = undefined;
+    const recs = records(dir);
+    assert.deepEqual(
+      recs.slice(3).map((r) => r.type),
+      ['tamper', 'start'],
+    );
+    const v = verifyAudit(dir);
+    assert.equal(v.intact, false);
+    assert.equal(v.tamper?.kind, 'recorded');
+    assert.match(v.tamper!.message, /records seq 4-5 are missing/);
+  });
 });
