@@ -198,8 +198,10 @@ describe('abuse: calls that never settled', () => {
     upstream.script.push('deep-event');
     const settled = settledWithin(gw);
     const res = await call('bedrock', '/v1/messages', messages({ stream: true }));
-    await settled;
-    assert.ok(res.closed !== undefined || /event: error/.test(res.text ?? ''), JSON.stringify(res).slice(0, 300));
+    const s = await settled;
+    assert.equal(res.status, 200, JSON.stringify(res).slice(0, 300));
+    assert.match(res.text!, /event: error\ndata: .*nested too deeply to re-emit/);
+    assert.equal(s.errorType, 'api_error');
     await assertNothingHeld();
   });
 

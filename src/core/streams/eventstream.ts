@@ -303,7 +303,16 @@ export function pipeBedrockAsSse(
         }
         delete e.event['amazon-bedrock-invocationMetrics'];
         collector.onEvent(e.event);
-        write(sse(e.event));
+        let text: string;
+        try {
+          text = sse(e.event);
+        } catch {
+          // Nested deeper than JSON.stringify recurses (JSON.parse accepts any depth): end with an error event, not a throw
+          // inside the body's data handler.
+          fail('api_error', 'The upstream sent an event nested too deeply to re-emit.');
+          return;
+        }
+        write(text);
       }
     });
     body.on('end', () => {
