@@ -34,7 +34,8 @@ import {
 } from './vscode-harness.mjs';
 
 const SUITES = {
-  main: { testsPath: path.join(projectRoot, 'test', 'vscode', 'suite', 'index.js'), settings: {} },
+  // With a stub that registers the Claude Code extension's settings (Configure Claude Code Extension writes them).
+  main: { testsPath: path.join(projectRoot, 'test', 'vscode', 'suite', 'index.js'), settings: {}, extensions: [path.join(projectRoot, 'test', 'vscode', 'claude-code-stub')] },
   // A Bedrock profile without its region: the settings do not validate when the extension activates.
   startup: { testsPath: path.join(projectRoot, 'test', 'vscode', 'startup', 'index.js'), settings: { 'claudeGateway.profiles': [{ name: 'no-region', provider: 'bedrock' }] } },
 };
@@ -65,7 +66,7 @@ function formatLogArgs(args) {
 const userSettings = process.env.CCGW_VSCODE_SETTINGS || '{}';
 
 /** One pass: a fresh code-server and user data, the suite at `testsPath`; resolves { passed, failed, ok }. */
-async function runSuite(name, { testsPath, settings }) {
+async function runSuite(name, { testsPath, settings, extensions = [] }) {
   const problems = preflight();
   if (!fs.existsSync(testsPath)) problems.push(`${testsPath} not found`);
   if (problems.length) {
@@ -77,6 +78,11 @@ async function runSuite(name, { testsPath, settings }) {
   const gatewayPort = await freePort();
   process.env.CCGW_VSCODE_SETTINGS = JSON.stringify({ 'claudeGateway.port': gatewayPort, ...settings, ...JSON.parse(userSettings) });
   const workspace = writeUserSetup(RUN);
+  // Installed beside the extension under development (the workbench takes one development path).
+  for (const dir of extensions) {
+    const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
+    fs.cpSync(dir, path.join(RUN, 'extensions', `${pkg.publisher}.${pkg.name}-${pkg.version}`), { recursive: true });
+  }
   log(`pass: ${name}`);
   log(`run dir: ${path.relative(process.cwd(), RUN) || RUN}`);
   log(`extension: ${extensionDir}`);

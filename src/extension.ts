@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import { registerAllCommands } from './vscode/commands';
 import { GatewayController } from './vscode/controller';
 import { UsageDashboard } from './vscode/dashboard';
-import { restoreWorkspaceKey } from './vscode/environment-commands';
+import { restoreEditorKeys } from './vscode/environment-commands';
 import { ProfileSecrets } from './vscode/secrets';
 import { SecretWarnings } from './vscode/secret-warnings';
 import { readSettings, SECTION } from './vscode/settings';
@@ -33,13 +33,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<Claude
     statusBar,
     dashboard,
     warnings,
-    ...registerAllCommands({ controller, secrets, secretStorage: context.secrets, dashboard }),
+    ...registerAllCommands({ controller, secrets, secretStorage: context.secrets, globalState: context.globalState, dashboard }),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration(`${SECTION}.terminal.enabled`)) terminal.setEnabled(readSettings().terminalEnabled);
     }),
   );
   await controller.start();
-  await restoreWorkspaceKey(controller, context.secrets);
+  await restoreEditorKeys(controller, context.secrets);
   const internals = { context, secrets, log, controller, terminal, statusBar, dashboard, warnings };
   // The full surface (peers, keys, snapshots) is for the test suites only; other extensions see where the gateway is.
   return context.extensionMode === vscode.ExtensionMode.Production ? publicApi(controller) : testApi(internals);

@@ -17,6 +17,8 @@ export interface CommandContext {
   controller: GatewayController;
   secrets: ProfileSecrets;
   secretStorage: vscode.SecretStorage;
+  /** The extension's global state (what Configure Claude Code Extension wrote). */
+  globalState: vscode.Memento;
   dashboard: UsageDashboard;
 }
 
@@ -90,6 +92,6 @@ export function registerAllCommands(ctx: CommandContext): vscode.Disposable[] {
       void vscode.window.setStatusBarMessage(`Claude Gateway: ${controller.mode === 'serving' ? 'serving' : 'attached to'} ${controller.url}`, 3000);
       return controller.url;
     }),
-    register(CommandId.ConfigureClaudeCodeExtension, 'Configure Claude Code Extension', running((confirmed?: boolean) => configureClaudeCodeExtension(controller, ctx.secretStorage, confirmed))),
+    register(CommandId.ConfigureClaudeCodeExtension, 'Configure Claude Code Extension', running((confirmed?: boolean) => configureClaudeCodeExtension(controller, ctx.secretStorage, ctx.globalState, confirmed))),
   ];
 }

@@ -1,5 +1,4 @@
 import * as vscode from 'vscode';
-import { applyEdits, modify } from 'jsonc-parser/lib/esm/main';
 import { claudeCodeEnv, formatEnv, withKey, type Shell } from '../core/env';
 import { generateKey } from '../core/gateway/keys';
 import type { GatewayController } from './controller';
@@ -31,67 +30,86 @@ export async function copyEnvironment(controller: GatewayController, shell?: She
   return text;
 }
 
+/** An earlier version kept one gateway key per workspace here (and wrote it into `.vscode/settings.json`). */
 const WORKSPACE_KEY_PREFIX = 'claudeGateway.workspaceKey.';
+/** The gateway key of Anthropic's Claude Code extension on this machine (SecretStorage). */
+const EDITOR_KEY = 'claudeGateway.editorKey';
+const EDITOR_KEY_ID = 'editor:claude-code';
+/** The variable names Configure wrote last time (global state), so a later run replaces them and nothing else. */
+const WRITTEN_NAMES = 'claudeGateway.claudeCodeVariables';
+const CLAUDE_CODE = 'claudeCode';
+
+interface EnvEntry {
+  name: string;
+  value: string;
+}
+
+const entries = (v: unknown): EnvEntry[] => (Array.isArray(v) ? v.filter((e): e is EnvEntry => !!e && typeof e.name === 'string') : []);
+
+/** A value only this gateway hands out: a gateway key or a signed token. */
+const isGatewayCredential = (value: unknown) => typeof value === 'string' && /^(ccgw-|ccgwt1\.)/.test(value);
 
 /**
- * Configure Claude Code Extension: writes `claudeCode.environmentVariables` and
- * `claudeCode.disableLoginPrompt` to the workspace settings, so Anthropic's own panel goes through the
- * gateway. The key written there is a gateway key for this workspace (kept in secret storage, registered
- * with the gateway and pinned with the window), never a provider credential. Asks first unless `confirmed`.
+ * Configure Claude Code Extension: points Anthropic's own panel at the gateway by merging the gateway's
+ * variables into `claudeCode.environmentVariables` (and `claudeCode.disableLoginPrompt`) in the user's
+ * settings. Never in a workspace file: `.vscode/settings.json` is often committed, and the variables carry
+ * a gateway key. The key is this machine's key for that extension (kept in secret storage, registered with
+ * the gateway by every window and pinned like the window's key), never a provider credential. Entries the
+ * user has there are kept; only the variables this command wrote before are replaced. Asks first unless
+ * `confirmed`.
  */
-export async function configureClaudeCodeExtension(controller: GatewayController, secrets: vscode.SecretStorage, confirmed?: boolean): Promise<boolean> {
-  const folder = vscode.workspace.workspaceFolders?.[0];
-  if (!folder) {
-    void vscode.window.showWarningMessage('Claude Gateway: open a folder first; the Claude Code extension is configured per workspace.');
+export async function configureClaudeCodeExtension(controller: GatewayController, secrets: vscode.SecretStorage, state: vscode.Memento, confirmed?: boolean): Promise<boolean> {
+  if (!isRegistered(`${CLAUDE_CODE}.environmentVariables`)) {
+    void vscode.window.showWarningMessage('Claude Gateway: install the Claude Code extension (anthropic.claude-code) first; this command configures its settings.');
     return false;
   }
   if (!confirmed) {
     const answer = await vscode.window.showInformationMessage(
-      `Write claudeCode.environmentVariables and claudeCode.disableLoginPrompt to this workspace's settings (.vscode/settings.json), so the Claude Code extension uses the gateway (profile ${controller.profile.name})? The settings get a local gateway key, not your provider key.`,
+      `Add the gateway's variables to claudeCode.environmentVariables in your user settings, so the Claude Code extension uses the gateway (profile ${controller.profile.name})? Your other entries stay. The settings get a local gateway key, not your provider key, and nothing is written to this workspace.`,
       { modal: true },
-      'Write Settings',
+      'Update User Settings',
     );
-    if (answer !== 'Write Settings') return false;
+    if (answer !== 'Update User Settings') return false;
   }
-  const storeKey = WORKSPACE_KEY_PREFIX + folder.uri.toString();
-  let key = await secrets.get(storeKey);
+  let key = await secrets.get(EDITOR_KEY);
   if (!key) {
     key = generateKey();
-    await secrets.store(storeKey, key);
+    await secrets.store(EDITOR_KEY, key);
   }
-  await controller.addWindowKey(`workspace:${folder.name}`, key);
+  await controller.addWindowKey(EDITOR_KEY_ID, key);
   const env = withKey(claudeCodeEnv({ gatewayUrl: controller.url, profile: controller.profile }), key);
-  await writeWorkspaceSettings(folder, {
-    'claudeCode.environmentVariables': Object.entries(env).map(([name, value]) => ({ name, value })),
-    'claudeCode.disableLoginPrompt': true,
-  });
-  if (!confirmed) void vscode.window.showInformationMessage('Claude Gateway: the Claude Code extension now goes through the gateway. Reopen its panel to apply.');
+  const config = vscode.workspace.getConfiguration(CLAUDE_CODE);
+  const replaced = new Set([...Object.keys(env), ...(state.get<string[]>(WRITTEN_NAMES) ?? [])]);
+  const kept = entries(config.inspect('environmentVariables')?.globalValue).filter((e) => !replaced.has(e.name));
+  await config.update('environmentVariables', [...kept, ...Object.entries(env).map(([name, value]) => ({ name, value }))], vscode.ConfigurationTarget.Global);
+  await state.update(WRITTEN_NAMES, Object.keys(env));
+  if (isRegistered(`${CLAUDE_CODE}.disableLoginPrompt`)) await config.update('disableLoginPrompt', true, vscode.ConfigurationTarget.Global);
+  const hidden = await cleanWorkspaceValue(config, replaced, secrets);
+  if (hidden) {
+    void vscode.window.showWarningMessage(
+      "Claude Gateway: this workspace's settings set claudeCode.environmentVariables, which hides the value in your user settings: move its entries to your user settings for the Claude Code extension to use the gateway here.",
+    );
+  } else if (!confirmed) void vscode.window.showInformationMessage('Claude Gateway: the Claude Code extension now goes through the gateway. Reopen its panel to apply.');
   return true;
 }
 
 /**
- * Writes settings to the workspace: through the configuration API when the owning extension has registered
- * them, else by editing `.vscode/settings.json` (comments and formatting kept), so the Claude Code
- * extension finds them when it is installed later.
+ * The workspace's own `claudeCode.environmentVariables`, if any, hides the user's. Entries an earlier
+ * version of this command wrote there (the gateway's variables, with a gateway key in them) are removed;
+ * the setting goes when nothing else is left. True when the workspace still sets it.
  */
-async function writeWorkspaceSettings(folder: vscode.WorkspaceFolder, values: Record<string, unknown>): Promise<void> {
-  const config = vscode.workspace.getConfiguration();
-  const unregistered = Object.keys(values).filter((k) => config.inspect(k)?.defaultValue === undefined && !isRegistered(k));
-  if (!unregistered.length) {
-    for (const [k, v] of Object.entries(values)) await config.update(k, v, vscode.ConfigurationTarget.Workspace);
-    return;
+async function cleanWorkspaceValue(config: vscode.WorkspaceConfiguration, ours: Set<string>, secrets: vscode.SecretStorage): Promise<boolean> {
+  const value = config.inspect('environmentVariables')?.workspaceValue;
+  if (value === undefined) return false;
+  const list = entries(value);
+  if (list.some((e) => isGatewayCredential(e.value))) {
+    const rest = list.filter((e) => !ours.has(e.name));
+    await config.update('environmentVariables', rest.length ? rest : undefined, vscode.ConfigurationTarget.Workspace);
+    const folder = vscode.workspace.workspaceFolders?.[0];
+    if (folder) await secrets.delete(WORKSPACE_KEY_PREFIX + folder.uri.toString());
+    return rest.length > 0;
   }
-  const uri = vscode.Uri.joinPath(folder.uri, '.vscode', 'settings.json');
-  let text = '{}';
-  try {
-    text = new TextDecoder().decode(await vscode.workspace.fs.readFile(uri));
-  } catch {
-    await vscode.workspace.fs.createDirectory(vscode.Uri.joinPath(folder.uri, '.vscode'));
-  }
-  for (const [k, v] of Object.entries(values)) {
-    text = applyEdits(text, modify(text, [k], v, { formattingOptions: { insertSpaces: true, tabSize: 2 } }));
-  }
-  await vscode.workspace.fs.writeFile(uri, new TextEncoder().encode(text));
+  return true;
 }
 
 function isRegistered(key: string): boolean {
@@ -101,10 +119,15 @@ function isRegistered(key: string): boolean {
   });
 }
 
-/** Loads the workspace key (if Configure Claude Code Extension ran before) so the written settings keep working. */
-export async function restoreWorkspaceKey(controller: GatewayController, secrets: vscode.SecretStorage): Promise<void> {
+/**
+ * Registers the Claude Code extension's key (if Configure Claude Code Extension ran on this machine) so the
+ * user settings it wrote keep working, and a workspace key of an earlier version until Configure moves it.
+ */
+export async function restoreEditorKeys(controller: GatewayController, secrets: vscode.SecretStorage): Promise<void> {
+  const key = await secrets.get(EDITOR_KEY);
+  if (key) await controller.addWindowKey(EDITOR_KEY_ID, key);
   const folder = vscode.workspace.workspaceFolders?.[0];
   if (!folder) return;
-  const key = await secrets.get(WORKSPACE_KEY_PREFIX + folder.uri.toString());
-  if (key) await controller.addWindowKey(`workspace:${folder.name}`, key);
+  const legacy = await secrets.get(WORKSPACE_KEY_PREFIX + folder.uri.toString());
+  if (legacy) await controller.addWindowKey(`workspace:${folder.name}`, legacy);
 }

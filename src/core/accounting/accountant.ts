@@ -7,7 +7,7 @@ import { totalTokens } from '../streams/usage';
 import { AuditLog } from './audit-log';
 import { BudgetLedger, formatUsd, isRefusal, scopesOf, type BudgetHold, type BudgetStatus } from './budgets';
 import { GatewayMetrics } from './metrics';
-import { PriceTable } from './pricing';
+import { PriceTable, reservationUsd } from './pricing';
 import { isRateRefusal, RateLimiter, rateHeaders } from './rate-limits';
 import { rebuildLedger } from './rebuild';
 import { callRecord, configuredSecrets, Scrubber } from './records';
@@ -40,7 +40,7 @@ export class Accounting implements Accountant, Disposable {
   readonly started: AccountingStart;
   readonly usageIndex: UsageIndex;
   private scrubber?: Scrubber;
-  /** Recent cost per model family (an exponential average), the reservation for the next call. */
+  /** Recent cost per model family (an exponential average): the reservation when it exceeds a call's bound. */
   private readonly estimates = new Map<string, number>();
   private readonly subscriptions: Disposable[] = [];
   private disposed = false;
@@ -142,7 +142,8 @@ export class Accounting implements Accountant, Disposable {
         const r = this.ledger.reserve(scopes, this.estimate(call), now);
         if (isRefusal(r)) {
           const b = r.budget;
-          const message = `${b.scope} budget of $${formatUsd(b.usd)} per ${b.period} reached ($${formatUsd(b.spentUsd + b.reservedUsd)} spent); resets ${b.resetsAt}`;
+          const held = b.reservedUsd > 0 ? `, $${formatUsd(b.reservedUsd)} held by calls in flight` : '';
+          const message = `${b.scope} budget of $${formatUsd(b.usd)} per ${b.period} reached ($${formatUsd(b.spentUsd)} spent${held}); resets ${b.resetsAt}`;
           this.reject(call, 'billing_error', message);
           throw Object.assign(new Errors.BudgetExceeded(message), { headers: { 'retry-after': String(secondsUntil(Date.parse(b.resetsAt), now)) } });
         }
@@ -212,13 +213,16 @@ export class Accounting implements Accountant, Disposable {
     return this.usageIndex.report(q);
   }
 
-  /** The reservation for a call: the recent cost of its model family, else its input at list price. */
+  /**
+   * The reservation for a call: the most it can cost (its `max_tokens` and body size at its model's list price, an
+   * unknown model at the top price), or its family's recent average cost when that is more (cache writes are not in
+   * the bound). So a cheap call first cannot make the next ones look cheap.
+   */
   private estimate(call: CallInfo): number {
     const { family } = this.prices.resolve(call.upstreamModel, call.requestedModel);
+    const bound = reservationUsd(this.prices.price(family), call.maxTokens, call.requestBytes);
     const recent = this.estimates.get(family);
-    if (recent !== undefined) return recent;
-    const inputTokens = Math.max(1000, (call.requestBytes ?? 4000) / 4);
-    return (inputTokens * this.prices.price(family).input) / 1e6;
+    return recent !== undefined && recent > bound ? recent : bound;
   }
 
   flush(): void {

@@ -2,6 +2,7 @@
 'use strict';
 
 const assert = require('assert');
+const fs = require('fs');
 const path = require('path');
 const vscode = require('vscode');
 const { startMockAnthropic } = require('../mock-anthropic.cjs');
@@ -141,18 +142,43 @@ describe('usage meter and commands', () => {
     await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
   });
 
-  it('Configure Claude Code Extension writes workspace settings with a gateway key that works', async () => {
+  it('Configure Claude Code Extension merges the gateway variables into user settings, never into a workspace file', async () => {
     const gw = await api();
+    const cc = () => vscode.workspace.getConfiguration('claudeCode');
+    const userEntries = () => cc().inspect('environmentVariables').globalValue;
+    await cc().update('environmentVariables', [{ name: 'DISABLE_TELEMETRY', value: '1' }, { name: 'ANTHROPIC_BASE_URL', value: 'http://127.0.0.1:9/stale' }], vscode.ConfigurationTarget.Global);
+    // The folder ships settings of its own, and the entries an earlier version wrote there (with a gateway key).
+    const dir = path.join(vscode.workspace.workspaceFolders[0].uri.fsPath, '.vscode');
+    const file = path.join(dir, 'settings.json');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ 'editor.tabSize': 3, 'claudeCode.environmentVariables': [{ name: 'ANTHROPIC_AUTH_TOKEN', value: 'ccgw-written-by-an-earlier-version' }, { name: 'ANTHROPIC_BASE_URL', value: 'http://127.0.0.1:9' }] }),
+    );
+    await waitFor(() => cc().inspect('environmentVariables').workspaceValue, 'the workspace value');
+
     assert.strictEqual(await vscode.commands.executeCommand('claudeGateway.configureClaudeCodeExtension', true), true);
-    // Anthropic's extension is not installed here, so its settings are written to .vscode/settings.json directly.
-    const file = vscode.Uri.joinPath(vscode.workspace.workspaceFolders[0].uri, '.vscode', 'settings.json');
-    const written = JSON.parse(new TextDecoder().decode(await vscode.workspace.fs.readFile(file)));
-    const vars = Object.fromEntries(written['claudeCode.environmentVariables'].map((v) => [v.name, v.value]));
+    assert.strictEqual(await vscode.commands.executeCommand('claudeGateway.configureClaudeCodeExtension', true), true);
+    const names = userEntries().map((v) => v.name);
+    assert.deepStrictEqual(names, [...new Set(names)], 'each variable once, after two runs');
+    const vars = Object.fromEntries(userEntries().map((v) => [v.name, v.value]));
+    assert.strictEqual(vars.DISABLE_TELEMETRY, '1', "the user's own entry is kept");
     assert.strictEqual(vars.ANTHROPIC_BASE_URL, `${gw.url}/anthropic`);
     assert.ok(vars.ANTHROPIC_AUTH_TOKEN.startsWith('ccgw-') && vars.ANTHROPIC_AUTH_TOKEN !== gw.terminalEnvironment().ANTHROPIC_AUTH_TOKEN);
-    assert.strictEqual(written['claudeCode.disableLoginPrompt'], true);
+    assert.strictEqual(cc().inspect('disableLoginPrompt').globalValue, true);
     assert.ok(!JSON.stringify(vars).includes(SECRET));
+
+    // Nothing of the gateway in the workspace: the earlier entries are gone, the folder's own settings stay,
+    // and the user's value is the one the Claude Code extension reads.
+    const text = await waitFor(() => {
+      const t = fs.readFileSync(file, 'utf8');
+      return t.includes('claudeCode.environmentVariables') ? undefined : t;
+    }, 'the workspace file to lose the old entries');
+    assert.ok(!/ccgw-/.test(text), text);
+    assert.strictEqual(JSON.parse(text)['editor.tabSize'], 3);
+    assert.deepStrictEqual(cc().get('environmentVariables'), userEntries());
     const r = await callGateway(gw.url, vars.ANTHROPIC_AUTH_TOKEN);
     assert.strictEqual(r.status, 200, r.text);
+    fs.rmSync(file);
   });
 });
