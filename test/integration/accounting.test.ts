@@ -239,7 +239,7 @@ describe('accounting: budgets and rate limits', function () {
       const body = JSON.parse(r.body) as ErrorBody;
       assert.equal(body.type, 'error');
       assert.equal(body.error.type, 'billing_error');
-      assert.match(body.error.message, /^global budget of \$0\.02 per day reached \(\$0\.0\d+ spent\); resets \d{4}-\d{2}-\d{2}T00:00:00\.000Z$/);
+      assert.match(body.error.message, /^global budget of \$0\.02 per day reached \(\$0\.0\d+ spent(?:, \$0\.0\d+ held by calls in flight)?\); resets \d{4}-\d{2}-\d{2}T00:00:00\.000Z$/);
       assert.ok(body.error.message.endsWith(`resets ${new Date(midnight).toISOString()}`));
       const calls = await writtenCalls(gw.auditDir);
       assert.equal(calls.filter((c) => c.status === 'rejected').length, refused.length);

@@ -8,8 +8,13 @@ export interface BudgetStatus {
   usd: number;
   /** Cost of settled calls in the current window. */
   spentUsd: number;
-  /** Reservations of calls still in flight. */
+  /** Reservations of calls still in flight: the most each can cost (see Accounting's estimate), released when it settles. */
   reservedUsd: number;
+  /**
+   * The limit less settled spend (never below 0): what is left to spend. Reservations are not taken off (they are upper
+   * bounds, mostly released), so it does not jump by a call's `max_tokens` while that call runs; a call is admitted
+   * while spent + reserved is below the limit.
+   */
   remainingUsd: number;
   /** ISO time the window resets. */
   resetsAt: string;
@@ -43,9 +48,9 @@ interface LedgerEntry {
 
 /**
  * Spend per budget in its UTC window, with reservations for calls in flight. A call is admitted while
- * settled spend plus reservations is below the limit; it then holds a reservation (an estimate of its cost)
- * until it settles with the real cost. So with N calls in flight, spend can pass a budget by at most the
- * cost of those N calls, and by about one call when estimates are close.
+ * settled spend plus reservations is below the limit, however large its own reservation; it then holds that
+ * reservation (the most it can cost) until it settles with the real cost. So while reservations bound the real costs,
+ * spend passes a budget by at most one call: the last one admitted.
  */
 export class BudgetLedger {
   private entries: LedgerEntry[] = [];

@@ -1,5 +1,5 @@
 import type { GatewayConfig } from '../config/validate';
-import type { Usage } from '../streams/usage';
+import { ESTIMATE_BYTES_PER_TOKEN, type Usage } from '../streams/usage';
 import table from './prices.json';
 
 /** Prices of one model family in USD per million tokens. */
@@ -140,4 +140,21 @@ export class PriceTable {
 /** Tokens × price per million, summed over the five kinds. */
 export function costOf(p: FamilyPrice, u: Usage): number {
   return (u.input * p.input + u.output * p.output + u.cacheWrite5m * p.cacheWrite5m + u.cacheWrite1h * p.cacheWrite1h + u.cacheRead * p.cacheRead) / 1e6;
+}
+
+/** Request-body bytes per input token in a reservation: the estimate's 3 (an upper bound for text and JSON; images count as their base64). */
+export const RESERVE_BYTES_PER_TOKEN = ESTIMATE_BYTES_PER_TOKEN;
+/** Output reserved for a request with a body but no `max_tokens` (an API other than Messages): 4,096 tokens. */
+export const DEFAULT_RESERVED_OUTPUT = 4096;
+/** The most output one call can produce (128k, with the output-128k beta): a larger `max_tokens` is reserved at this. */
+export const MAX_RESERVED_OUTPUT = 128_000;
+
+/**
+ * The most a call can cost, for its budget reservation: `max_tokens` of output at the output price, and the request
+ * body's size in input tokens at the input price (cache writes cost more and cache reads less; both are left out).
+ */
+export function reservationUsd(p: FamilyPrice, maxTokens: number | undefined, requestBytes: number | undefined): number {
+  const bytes = requestBytes ?? 0;
+  const output = maxTokens !== undefined && Number.isFinite(maxTokens) && maxTokens > 0 ? Math.min(maxTokens, MAX_RESERVED_OUTPUT) : bytes > 0 ? DEFAULT_RESERVED_OUTPUT : 0;
+  return ((bytes / RESERVE_BYTES_PER_TOKEN) * p.input + output * p.output) / 1e6;
 }

@@ -31,6 +31,8 @@ export interface CallRecord {
   priceKnown: boolean;
   /** Forwarded without metering: an endpoint the profile's `allowUnmetered` lets through (its cost is not in costUsd). */
   unmetered?: true;
+  /** The call ended before the upstream's final usage: output is estimated from what was streamed (never below what was reported). */
+  estimated?: true;
   family?: string;
   stopReason?: string;
   errorType?: string;
@@ -69,6 +71,7 @@ export function callRecord(c: SettledCall, family: string | undefined, scrub?: S
     costUsd: c.costUsd,
     priceKnown: c.priceKnown,
     unmetered: c.unmetered ? true : undefined,
+    estimated: c.estimated ? true : undefined,
     family,
     stopReason: c.stopReason,
     errorType: c.errorType,

@@ -3,6 +3,7 @@ import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { Agent, errors as undiciErrors } from './http-client';
 import { Errors } from '../errors';
+import { ClientGoneDrain } from '../streams/drain';
 import { PROJECT_HEADER } from './keys';
 
 /** What the gateway sends upstream for one call. */
@@ -150,7 +151,8 @@ export function responseHeaders(headers: Record<string, string | string[]>): Rec
 
 /**
  * Streams the upstream body to the client unchanged, chunk by chunk, calling `tap` on each chunk
- * beside the pipe. Backpressure from a slow client pauses the upstream; a client that goes away aborts it.
+ * beside the pipe. Backpressure from a slow client pauses the upstream; a client that goes away stops the pipe, and
+ * the upstream is read on for its usage up to a bound, then aborted (ClientGoneDrain).
  */
 export function pipeToClient(
   res: ServerResponse,
@@ -168,16 +170,23 @@ export function pipeToClient(
     const finish = (outcome: PipeOutcome, error?: string) => {
       if (done) return;
       done = true;
+      drain.clear();
       res.off('close', onClose);
       resolve({ outcome, bytes, firstByteMs, error });
     };
+    const drain = new ClientGoneDrain(() => {
+      abort.abort();
+      body.destroy();
+      finish('client_aborted');
+    });
+    let ended = false;
     const onClose = () => {
       clearTimeout(headerTimer);
-      if (!res.writableFinished) {
-        abort.abort();
-        body.destroy();
-        finish('client_aborted');
-      }
+      if (res.writableFinished) return;
+      held = undefined;
+      // All of the body was read (it was on its way to the client): nothing more to count.
+      if (ended) finish('client_aborted');
+      else drain.start(body);
     };
     res.on('close', onClose);
     const headers = responseHeaders(upstream.headers);
@@ -197,6 +206,12 @@ export function pipeToClient(
       }
     };
     body.on('data', (chunk: Buffer) => {
+      if (done) return;
+      if (drain.gone) {
+        drain.take(chunk);
+        if (tap) tapSafely(tap, chunk);
+        return;
+      }
       if (firstByteMs === undefined) {
         firstByteMs = performance.now() - started;
         clearTimeout(headerTimer);
@@ -208,16 +223,15 @@ export function pipeToClient(
         if (held) send(held);
         held = chunk;
       }
-      if (tap) {
-        try {
-          tap(chunk);
-        } catch {
-          // The tap only observes; a parser bug must never break the byte pipe.
-        }
-      }
+      if (tap) tapSafely(tap, chunk);
     });
     body.on('end', () => {
       clearTimeout(headerTimer);
+      ended = true;
+      if (drain.gone) {
+        finish('client_aborted');
+        return;
+      }
       const last = held;
       held = undefined;
       if (last) res.end(last, () => finish('complete'));
@@ -228,7 +242,15 @@ export function pipeToClient(
       if (done) return;
       // The upstream cut the stream: cut the client too, so it sees the same failure (and falls back).
       res.destroy(err);
-      finish(abort.aborted ? 'client_aborted' : 'upstream_cut', (err as { code?: string }).code ?? err.message);
+      finish(abort.aborted || drain.gone ? 'client_aborted' : 'upstream_cut', (err as { code?: string }).code ?? err.message);
     });
   });
+}
+
+function tapSafely(tap: (chunk: Buffer) => void, chunk: Buffer): void {
+  try {
+    tap(chunk);
+  } catch {
+    // The tap only observes; a parser bug must never break the byte pipe.
+  }
 }

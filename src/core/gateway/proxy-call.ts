@@ -138,6 +138,8 @@ export async function proxyCall(p: ProxyCallParams): Promise<void> {
   let status = result.outcome === 'ok' && upstream.status >= 400 ? 'upstream_error' : result.outcome;
   // A stream that ended cleanly at the TCP level but before message_stop is cut short all the same.
   if (status === 'ok' && p.streaming && c?.sawMessageStart && !c.sawMessageStop) status = 'upstream_cut';
+  // Bedrock's token-count headers when the body had no usage; output no less than was seen when the final usage never came.
+  const estimated = c !== undefined && upstream.status < 300 && c.finish(upstream.headers, p.streaming, status === 'ok');
   admission.settle(
     outcome({
       status,
@@ -149,6 +151,7 @@ export async function proxyCall(p: ProxyCallParams): Promise<void> {
       stopReason: c?.stopReason,
       errorType: c?.errorType ?? (status === 'ok' ? undefined : status),
       errorMessage: result.error,
+      estimated: estimated || undefined,
     }),
   );
 }

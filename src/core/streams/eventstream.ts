@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { crc32 } from 'node:zlib';
 import type { CallAbort, PipeResult, UpstreamResponse } from '../gateway/forward';
+import { ClientGoneDrain } from './drain';
 import { UsageCollector, type UsageEvent, type UsageTap } from './usage';
 
 /** One decoded `application/vnd.amazon.eventstream` message. */
@@ -161,8 +162,8 @@ export function interpretBedrockMessage(m: EventStreamMessage): BedrockEvent | u
   return { kind: 'event', event: JSON.parse(Buffer.from(wrapper.bytes, 'base64').toString('utf8')) };
 }
 
-/** The ConverseStream events that carry what the gateway records (start and stop of the message, usage). */
-const CONVERSE_EVENTS = new Set(['messageStart', 'messageStop', 'metadata']);
+/** The ConverseStream events that carry what the gateway records (start and stop of the message, output, usage). */
+const CONVERSE_EVENTS = new Set(['messageStart', 'contentBlockDelta', 'messageStop', 'metadata']);
 
 /**
  * Reads usage from a Bedrock event stream beside the byte pipe: InvokeModelWithResponseStream `chunk` frames (Anthropic
@@ -217,7 +218,8 @@ function sse(event: Record<string, unknown>): string {
 /**
  * Re-emits a Bedrock event stream as Anthropic SSE: each `chunk` becomes its Anthropic event, an exception
  * frame becomes an `error` event, and silent gaps longer than `pingMs` get `ping` events. The usage tap is
- * fed from the same decoded events. Backpressure pauses the upstream; a client that leaves aborts it.
+ * fed from the same decoded events. Backpressure pauses the upstream; after a client leaves, the upstream is read on
+ * for its usage up to a bound (ClientGoneDrain), then aborted.
  */
 export function pipeBedrockAsSse(
   res: ServerResponse,
@@ -240,10 +242,17 @@ export function pipeBedrockAsSse(
       if (done) return;
       done = true;
       clearTimeout(timer);
+      drain.clear();
       res.off('close', onClose);
       resolve({ outcome, bytes, firstByteMs, error, tap });
     };
+    const drain = new ClientGoneDrain(() => {
+      abort.abort();
+      body.destroy();
+      finish('client_aborted');
+    });
     const write = (text: string) => {
+      if (drain.gone) return;
       if (firstByteMs === undefined) firstByteMs = performance.now() - started;
       bytes += Buffer.byteLength(text);
       const ok = res.write(text);
@@ -259,15 +268,19 @@ export function pipeBedrockAsSse(
     };
     const fail = (type: string, message: string) => {
       collector.errorType = type;
+      if (drain.gone) {
+        body.destroy();
+        finish('client_aborted', message);
+        return;
+      }
       write(sse({ type: 'error', error: { type, message } }));
       body.destroy();
       res.end(() => finish('complete', message));
     };
     const onClose = () => {
       if (!res.writableFinished) {
-        abort.abort();
-        body.destroy();
-        finish('client_aborted');
+        clearTimeout(timer);
+        drain.start(body);
       }
     };
     res.on('close', onClose);
@@ -282,6 +295,7 @@ export function pipeBedrockAsSse(
     armPing();
     body.on('data', (chunk: Buffer) => {
       if (done) return;
+      if (drain.gone) drain.take(chunk);
       let messages: EventStreamMessage[];
       try {
         messages = decoder.push(chunk);
@@ -301,8 +315,8 @@ export function pipeBedrockAsSse(
           fail(e.type, e.message);
           return;
         }
-        delete e.event['amazon-bedrock-invocationMetrics'];
         collector.onEvent(e.event);
+        delete e.event['amazon-bedrock-invocationMetrics'];
         let text: string;
         try {
           text = sse(e.event);
@@ -317,6 +331,10 @@ export function pipeBedrockAsSse(
     });
     body.on('end', () => {
       if (done) return;
+      if (drain.gone) {
+        finish('client_aborted');
+        return;
+      }
       if (decoder.pending) {
         // Cut mid-frame: cut the client too, so it sees the failure (and falls back) rather than a short answer.
         res.destroy();
@@ -328,7 +346,7 @@ export function pipeBedrockAsSse(
     body.on('error', (err: Error) => {
       if (done) return;
       res.destroy(err);
-      finish(abort.aborted ? 'client_aborted' : 'upstream_cut', (err as { code?: string }).code ?? err.message);
+      finish(abort.aborted || drain.gone ? 'client_aborted' : 'upstream_cut', (err as { code?: string }).code ?? err.message);
     });
   });
 }

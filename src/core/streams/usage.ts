@@ -36,17 +36,55 @@ export interface ConverseUsage {
   cacheWriteInputTokens?: number | null;
 }
 
+/** Bedrock's `amazon-bedrock-invocationMetrics` (the last chunk of every InvokeModelWithResponseStream, any model family). */
+export interface InvocationMetrics {
+  inputTokenCount?: number | null;
+  outputTokenCount?: number | null;
+  cacheReadInputTokenCount?: number | null;
+  cacheWriteInputTokenCount?: number | null;
+}
+
+/** The generated output a delta carries: Anthropic's text, thinking and tool input; Converse's text, tool input and reasoning. */
+interface OutputDelta {
+  stop_reason?: string | null;
+  text?: unknown;
+  thinking?: unknown;
+  partial_json?: unknown;
+  toolUse?: { input?: unknown };
+  reasoningContent?: { text?: unknown };
+}
+
 /** The events Claude Code and the SDKs produce, and the Bedrock Converse ones the gateway reads usage from. */
 export interface UsageEvent {
   type?: string;
   message?: { model?: string; usage?: AnthropicUsage };
   usage?: AnthropicUsage & ConverseUsage;
-  delta?: { stop_reason?: string | null };
+  delta?: OutputDelta;
   stop_reason?: string | null;
   /** Converse: `messageStop` and a whole response carry it. */
   stopReason?: string | null;
   error?: { type?: string };
   model?: string;
+  'amazon-bedrock-invocationMetrics'?: InvocationMetrics;
+  /** Other families' stream chunks on Bedrock InvokeModel: Llama, Titan, Claude text completions, Mistral, Cohere, Nova. */
+  generation?: unknown;
+  outputText?: unknown;
+  completion?: unknown;
+  outputs?: Array<{ text?: unknown }>;
+  text?: unknown;
+  contentBlockDelta?: { delta?: { text?: unknown } };
+}
+
+/**
+ * UTF-8 bytes per token for output the upstream never reported (a call that ended before its final usage). Claude's
+ * tokenizer averages about 3.5-4 characters of English per token and about 3 for code and JSON; a CJK character is 3
+ * bytes and about one token. So 3 bytes per token over-counts prose by a quarter and is about right for code and CJK:
+ * an estimate errs towards the budget, never towards a free call.
+ */
+export const ESTIMATE_BYTES_PER_TOKEN = 3;
+
+function bytesOf(v: unknown): number {
+  return typeof v === 'string' ? Buffer.byteLength(v) : 0;
 }
 
 /**
@@ -61,10 +99,71 @@ export class UsageCollector {
   errorType?: string;
   sawMessageStart = false;
   sawMessageStop = false;
+  /**
+   * The upstream's final usage arrived: a `message_delta`'s (cumulative), a whole body's, Converse's `metadata`, Bedrock's
+   * invocation metrics or token-count headers. Without it the usage is what `message_start` said, and output is estimated.
+   */
+  finalUsage = false;
+  /** UTF-8 bytes of generated output seen so far (text, thinking and tool-input deltas; not signatures or citations). */
+  outputBytes = 0;
+
+  /** The output tokens `outputBytes` amounts to (see ESTIMATE_BYTES_PER_TOKEN). */
+  get estimatedOutput(): number {
+    return Math.ceil(this.outputBytes / ESTIMATE_BYTES_PER_TOKEN);
+  }
+
+  /** For a call that ended without its final usage: output is the larger of the estimate and what was reported. */
+  applyEstimate(): void {
+    if (this.estimatedOutput > this.usage.output) this.usage.output = this.estimatedOutput;
+  }
+
+  /**
+   * Bedrock's token counts in the response headers (InvokeModel answers carry them for every model family), read when
+   * the body gave no usage (Llama, Nova, Mistral, Titan bodies have none in Anthropic's shape). True when found.
+   */
+  fromHeaders(headers: Record<string, string | string[] | undefined>): boolean {
+    const count = (name: string) => {
+      const v = headers[name];
+      const n = Number(Array.isArray(v) ? v[0] : v);
+      return v !== undefined && Number.isFinite(n) && n >= 0 ? n : undefined;
+    };
+    const input = count('x-amzn-bedrock-input-token-count');
+    const output = count('x-amzn-bedrock-output-token-count');
+    if (input === undefined && output === undefined) return false;
+    this.applyMetrics({
+      inputTokenCount: input,
+      outputTokenCount: output,
+      cacheReadInputTokenCount: count('x-amzn-bedrock-cache-read-input-token-count'),
+      cacheWriteInputTokenCount: count('x-amzn-bedrock-cache-write-input-token-count'),
+    });
+    return true;
+  }
+
+  /**
+   * Settles the usage of a successful answer: Bedrock's token-count headers when the body gave none; then, when the
+   * call ended without its final usage (a stream that stopped before it, or a body cut short), output no less than what
+   * was seen. Returns true when the usage is such an estimate.
+   */
+  finish(headers: Record<string, string | string[] | undefined>, streaming: boolean, complete: boolean): boolean {
+    if (!this.finalUsage) this.fromHeaders(headers);
+    if (this.finalUsage) return false;
+    if (streaming ? !this.sawMessageStart && this.outputBytes === 0 : complete || this.outputBytes === 0) return false;
+    this.applyEstimate();
+    return true;
+  }
+
+  private applyMetrics(m: InvocationMetrics): void {
+    this.finalUsage = true;
+    if (typeof m.inputTokenCount === 'number') this.usage.input = m.inputTokenCount;
+    if (typeof m.outputTokenCount === 'number') this.usage.output = m.outputTokenCount;
+    if (typeof m.cacheReadInputTokenCount === 'number') this.usage.cacheRead = m.cacheReadInputTokenCount;
+    if (typeof m.cacheWriteInputTokenCount === 'number') this.usage.cacheWrite5m = m.cacheWriteInputTokenCount;
+  }
 
   /**
    * Applies one Anthropic event (`message_start`, `message_delta`, `message_stop`, `error`) or a whole message, or one
-   * Bedrock ConverseStream event (`messageStart`, `messageStop`, `metadata`).
+   * Bedrock ConverseStream event (`messageStart`, `contentBlockDelta`, `messageStop`, `metadata`), or another model
+   * family's Bedrock stream chunk.
    */
   onEvent(event: UsageEvent): void {
     switch (event.type) {
@@ -73,8 +172,21 @@ export class UsageCollector {
         if (event.message?.model) this.model = event.message.model;
         if (event.message?.usage) this.apply(event.message.usage);
         break;
+      case 'content_block_delta': {
+        const d = event.delta;
+        if (d) this.outputBytes += bytesOf(d.text) + bytesOf(d.thinking) + bytesOf(d.partial_json);
+        break;
+      }
+      case 'contentBlockDelta': {
+        const d = event.delta;
+        if (d) this.outputBytes += bytesOf(d.text) + bytesOf(d.toolUse?.input) + bytesOf(d.reasoningContent?.text);
+        break;
+      }
       case 'message_delta':
-        if (event.usage) this.apply(event.usage);
+        if (event.usage) {
+          this.apply(event.usage);
+          this.finalUsage = true;
+        }
         if (event.delta?.stop_reason) this.stopReason = event.delta.stop_reason;
         break;
       case 'message_stop':
@@ -84,7 +196,10 @@ export class UsageCollector {
         // A non-streaming response body.
         this.sawMessageStart = this.sawMessageStop = true;
         if (event.model) this.model = event.model;
-        if (event.usage) this.apply(event.usage);
+        if (event.usage) {
+          this.apply(event.usage);
+          this.finalUsage = true;
+        }
         if (event.stop_reason) this.stopReason = event.stop_reason;
         else if (event.stopReason) this.stopReason = event.stopReason;
         break;
@@ -96,12 +211,24 @@ export class UsageCollector {
         if (event.stopReason) this.stopReason = event.stopReason;
         break;
       case 'metadata':
-        if (event.usage) this.apply(event.usage);
+        if (event.usage) {
+          this.apply(event.usage);
+          this.finalUsage = true;
+        }
         break;
       case 'error':
         this.errorType = event.error?.type ?? 'error';
         break;
+      case undefined:
+        // Another family's chunk on Bedrock (no Anthropic `type`): its generated text, by the family's field name.
+        this.outputBytes +=
+          bytesOf(event.generation) + bytesOf(event.outputText) + bytesOf(event.completion) + bytesOf(event.text) + bytesOf(event.contentBlockDelta?.delta?.text);
+        if (Array.isArray(event.outputs)) for (const o of event.outputs) this.outputBytes += bytesOf(o?.text);
+        break;
     }
+    // The last chunk of a Bedrock stream, any family; for Claude, message_delta's usage came first and is more precise.
+    const metrics = event['amazon-bedrock-invocationMetrics'];
+    if (metrics && !this.finalUsage) this.applyMetrics(metrics);
   }
 
   private apply(u: AnthropicUsage & ConverseUsage): void {
@@ -143,11 +270,44 @@ export interface UsageTap {
 }
 
 const INTERESTING = /"type"\s*:\s*"(message_start|message_delta|message_stop|error)"/;
+// A quote is escaped inside a JSON string, so `"type":"content_block_delta"` (quotes unescaped) is the event's own type.
+const DELTA = /"type"\s*:\s*"content_block_delta"/;
+// The member holding a delta's generated output (text_delta, thinking_delta, input_json_delta); the rest carry none.
+const DELTA_VALUE = /"(?:text|thinking|partial_json)"\s*:\s*"/;
 
-/** Reads Anthropic SSE (`event:`/`data:` lines) incrementally, parsing only the events that carry usage. */
+/**
+ * UTF-8 bytes of the generated output in one `content_block_delta` data line, read without parsing it (most lines of a
+ * stream are deltas; JSON.parse on each would be most of the tap's cost): the string value of its `text`, `thinking` or
+ * `partial_json` member, as escaped on the wire. Fuzzed against JSON.parse in test/unit/usage-taps.test.ts.
+ */
+export function deltaOutputBytes(line: string): number {
+  const m = DELTA_VALUE.exec(line);
+  if (!m) return 0;
+  const start = m.index + m[0].length;
+  let end = line.length;
+  for (let i = start; ; ) {
+    const q = line.indexOf('"', i);
+    if (q === -1) break;
+    let backslashes = 0;
+    while (q - backslashes - 1 >= start && line.charCodeAt(q - backslashes - 1) === 92) backslashes++;
+    if (backslashes % 2 === 0) {
+      end = q;
+      break;
+    }
+    i = q + 1;
+  }
+  return Buffer.byteLength(line.slice(start, end));
+}
+
+/**
+ * Reads Anthropic SSE (`event:`/`data:` lines) incrementally, parsing only the events that carry usage, and counting the
+ * output of the deltas (for a stream that ends before its final usage).
+ */
 export class SseUsageTap implements UsageTap {
   readonly collector = new UsageCollector();
   private rest = '';
+  /** A delta line too long to hold was dropped: the rest of it, up to its newline, is counted as output. */
+  private countingRest = false;
   // A multi-byte character can straddle two chunks.
   private readonly decoder = new StringDecoder('utf8');
 
@@ -156,22 +316,37 @@ export class SseUsageTap implements UsageTap {
     let start = 0;
     let nl: number;
     while ((nl = text.indexOf('\n', start)) !== -1) {
-      this.line(text.slice(start, nl));
+      if (this.countingRest) {
+        this.collector.outputBytes += Buffer.byteLength(text.slice(start, nl));
+        this.countingRest = false;
+      } else this.line(text.slice(start, nl));
       start = nl + 1;
     }
     this.rest = text.slice(start);
     // A data line can be long (a big delta); keep the remainder only while it could be an event we need.
-    if (this.rest.length > 1 << 20 && !INTERESTING.test(this.rest)) this.rest = '';
+    if (this.rest.length > 1 << 20 && !INTERESTING.test(this.rest)) {
+      if (this.countingRest || DELTA.test(this.rest)) {
+        this.collector.outputBytes += this.countingRest ? Buffer.byteLength(this.rest) : deltaOutputBytes(this.rest);
+        this.countingRest = true;
+      }
+      this.rest = '';
+    }
   }
 
   end(): void {
     this.rest += this.decoder.end();
-    if (this.rest) this.line(this.rest);
+    if (this.countingRest) this.collector.outputBytes += Buffer.byteLength(this.rest);
+    else if (this.rest) this.line(this.rest);
     this.rest = '';
+    this.countingRest = false;
   }
 
   private line(line: string): void {
     if (!line.startsWith('data:')) return;
+    if (DELTA.test(line)) {
+      this.collector.outputBytes += deltaOutputBytes(line);
+      return;
+    }
     if (!INTERESTING.test(line)) return;
     try {
       this.collector.onEvent(JSON.parse(line.slice(5)));
@@ -210,6 +385,8 @@ export class JsonUsageTap implements UsageTap {
   }
 
   end(): void {
+    // A body cut short has no usage: its bytes are all the output there is to see, should the call be estimated.
+    this.collector.outputBytes = this.size;
     if (this.head) {
       this.endHuge();
       return;
