@@ -123,7 +123,7 @@ export class Accounting implements Accountant, Disposable {
 
   /** Records a refusal by authentication or path confinement, without secrets (rate-limited; see SecurityEventLog). */
   recordSecurity(refusal: SecurityRefusal): void {
-    this.security.record(securityEventOf(refusal, this.securityScrubber));
+    this.security.record(() => securityEventOf(refusal, this.securityScrubber), Date.now(), refusal.code);
   }
 
   admit(call: CallInfo): Admission {

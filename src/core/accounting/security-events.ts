@@ -103,13 +103,16 @@ export class SecurityEventLog {
     this.refilledAt = now;
   }
 
-  /** Records one event, or counts it in the next summary when the bucket is empty. */
-  record(event: SecurityEvent, now = Date.now()): void {
+  /**
+   * Records one event, or counts it (by `code`) in the next summary when the bucket is empty. `event` may be a
+   * function that builds it, so that a flood past the bound costs no scrubbing.
+   */
+  record(event: SecurityEvent | (() => SecurityEvent), now = Date.now(), code = typeof event === 'function' ? undefined : event.code): void {
     this.tokens = Math.min(this.perMinute, this.tokens + ((now - this.refilledAt) * this.perMinute) / MINUTE_MS);
     this.refilledAt = now;
     if (this.tokens >= 1) {
       this.tokens--;
-      this.write('security', { ...event }, now);
+      this.write('security', { ...(typeof event === 'function' ? event() : event) }, now);
       return;
     }
     if (this.suppressed === 0) {
@@ -118,7 +121,8 @@ export class SecurityEventLog {
       this.timer.unref();
     }
     this.suppressed++;
-    this.suppressedCodes[event.code] = (this.suppressedCodes[event.code] ?? 0) + 1;
+    const c = code ?? (typeof event === 'function' ? event().code : event.code);
+    this.suppressedCodes[c] = (this.suppressedCodes[c] ?? 0) + 1;
   }
 
   /** Writes the summary of the events left out since the last one (nothing when none were). */
