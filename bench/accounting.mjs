@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { parseConfig } from '../src/core/config/validate.ts';
@@ -203,12 +204,23 @@ async function restartBench() {
   const startMs = performance.now() - t1;
   const spent = runtime.budgets()[0].spentUsd;
   const rebuildMs = runtime.accountant.started.ms;
+  // The usage index reads the month in the background (non-blocking, bounded chunks); then GET /usage answers from memory.
+  const delay = monitorEventLoopDelay({ resolution: 5 });
+  delay.enable();
+  const s0 = performance.now();
+  await runtime.accountant.usageIndex.seed();
+  const usageSeedMs = performance.now() - s0;
+  const q0 = performance.now();
+  await runtime.accountant.usage({ since: Date.parse(new Date().toISOString().slice(0, 8) + '01T00:00:00Z'), by: 'key' });
+  const usageFromMemoryMs = performance.now() - q0;
+  delay.disable();
+  const usageMaxLoopDelayMs = delay.max / 1e6;
   runtime.dispose();
   const t2 = performance.now();
   const v = verifyAudit(auditDir);
   const verifyMs = performance.now() - t2;
   fs.rmSync(dataDir, { recursive: true, force: true });
-  return { records: RECORDS, bytes, writeMs, startMs, rebuildMs, verifyMs, verifyIntact: v.intact, rebuiltSpendUsd: spent };
+  return { records: RECORDS, bytes, writeMs, startMs, rebuildMs, usageSeedMs, usageFromMemoryMs, usageMaxLoopDelayMs, verifyMs, verifyIntact: v.intact, rebuiltSpendUsd: spent };
 }
 
 const latency = await latencyBench();
@@ -232,6 +244,9 @@ console.table([
   {
     'runtime start ms': restart.startMs.toFixed(0),
     'rebuild ms': restart.rebuildMs.toFixed(0),
+    'usage seed ms (async)': restart.usageSeedMs.toFixed(0),
+    'longest loop wait in it ms': restart.usageMaxLoopDelayMs.toFixed(1),
+    'GET /usage from memory ms': restart.usageFromMemoryMs.toFixed(2),
     'verify ms': restart.verifyMs.toFixed(0),
     intact: restart.verifyIntact,
   },

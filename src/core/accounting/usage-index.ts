@@ -13,6 +13,9 @@ export function usageKeptFrom(now: number): string {
   return utcDate(Math.min(windowAt('month', now).start, windowAt('day', now).start - (USAGE_DAYS_KEPT - 1) * DAY_MS));
 }
 
+/** Calls whose events may still be on their way when the seed reads their records (a few seconds of heavy traffic). */
+const SEEDED_IDS_KEPT = 1000;
+
 /** Past every date: what the index holds when it could not read the log (every query then reads the files). */
 const NOTHING = '9999-12-31';
 
@@ -37,8 +40,8 @@ export class UsageIndex {
   /** Ids of calls added while the seed reads the files (their records may be in what it reads: counted once). */
   private liveIds?: Set<string>;
   /**
-   * Ids of the records the seed read that were written in the minute before it started or since: a client of another
-   * gateway may see such a call's event after the seed read its record (counted once). Cleared when a day begins.
+   * Ids of the last records the seed read (at most SEEDED_IDS_KEPT): a client of another gateway may see such a call's
+   * event after the seed read its record (counted once). Cleared when a day begins.
    */
   private seededIds = new Set<string>();
   private lastDate = '';
@@ -73,7 +76,6 @@ export class UsageIndex {
     if (!this.dir) return 0;
     this.liveIds = new Set();
     const from = this.from;
-    const recent = new Date(this.now() - 60_000).toISOString();
     let n = 0;
     try {
       await scanUsage(
@@ -81,7 +83,10 @@ export class UsageIndex {
         (d) => d >= from,
         (r, text) => {
           if (r.t < this.from || (r.id !== undefined && this.liveIds!.has(r.id))) return;
-          if (r.id !== undefined && r.t >= recent) this.seededIds.add(r.id);
+          if (r.id !== undefined) {
+            this.seededIds.add(r.id);
+            if (this.seededIds.size > SEEDED_IDS_KEPT) this.seededIds.delete(this.seededIds.values().next().value!);
+          }
           this.table.add(r);
           onLine?.(text);
           n++;
