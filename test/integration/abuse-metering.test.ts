@@ -3,7 +3,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Anthropic from '@anthropic-ai/sdk';
 import type { SettledCall } from '../../src/core/gateway/call';
-import { bedrockChunk } from '../../src/core/streams/eventstream';
+import { bedrockChunk, encodeEventStreamMessage } from '../../src/core/streams/eventstream';
 import { PriceTable } from '../../src/core/accounting/pricing';
 import { until, writtenCalls } from '../helpers/audit';
 import { nextSettled, startGateway, type TestGateway } from '../helpers/gateway';
@@ -165,6 +165,89 @@ describe('abuse: money spent upstream that the budget never saw', function () {
       assert.equal(call.estimated, undefined);
       assert.equal(upstream.closedEarly.length, 0, 'the upstream finished its answer');
     });
+  });
+
+  describe('Bedrock streams that end before their final usage', () => {
+    // Bedrock that streams an answer up to the end of its content block, then holds the final usage forever: Claude's
+    // InvokeModelWithResponseStream (base64 Anthropic chunks) and ConverseStream.
+    let bedrock: http.Server;
+    let gw: TestGateway;
+    const converseFrame = (type: string, body: unknown) => encodeEventStreamMessage({ ':event-type': type, ':content-type': 'application/json', ':message-type': 'event' }, JSON.stringify(body));
+    const chunks: string[] = [];
+    for (let i = 0; i < ANSWER.length; i += 60) chunks.push(ANSWER.slice(i, i + 60));
+    const invokeFrames = Buffer.concat([
+      bedrockChunk({ type: 'message_start', message: { id: 'msg_b', type: 'message', role: 'assistant', model: 'claude-sonnet-4-5-20250929', content: [], usage: { input_tokens: 40, output_tokens: 1 } } }),
+      bedrockChunk({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }),
+      ...chunks.map((t) => bedrockChunk({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: t } })),
+      bedrockChunk({ type: 'content_block_stop', index: 0 }),
+    ]);
+    const converseFrames = Buffer.concat([
+      converseFrame('messageStart', { role: 'assistant' }),
+      ...chunks.map((t) => converseFrame('contentBlockDelta', { contentBlockIndex: 0, delta: { text: t } })),
+      converseFrame('contentBlockStop', { contentBlockIndex: 0 }),
+    ]);
+
+    before(async () => {
+      bedrock = http.createServer((req, res) => {
+        req.resume();
+        req.on('end', () => {
+          res.writeHead(200, { 'content-type': 'application/vnd.amazon.eventstream', 'x-amzn-requestid': 'req-hold' });
+          res.write(req.url?.endsWith('/converse-stream') ? converseFrames : invokeFrames);
+        });
+      });
+      await new Promise<void>((r) => bedrock.listen(0, '127.0.0.1', r));
+      const endpoint = `http://127.0.0.1:${(bedrock.address() as AddressInfo).port}`;
+      gw = await startGateway({ activeProfile: 'bedrock', profiles: [{ name: 'bedrock', provider: 'bedrock', region: 'us-east-1', bearerToken: '${env:MET_BEDROCK_TOKEN}', endpoint }] }, { env });
+    });
+    after(async () => {
+      gw.app.server.closeAllConnections();
+      await gw.close();
+      bedrock.closeAllConnections();
+      await new Promise<void>((r) => bedrock.close(() => r()));
+    });
+
+    const streamedTokens = Math.ceil(Buffer.byteLength(ANSWER) / 3);
+
+    it('unified /v1/messages on Bedrock (event stream re-emitted as SSE), the SDK hangs up at content_block_stop: estimated', async () => {
+      const done = nextSettled(gw);
+      const client = new Anthropic({ apiKey: gw.key, baseURL: gw.url, maxRetries: 0 });
+      assert.equal(await hangUpBeforeFinalUsage(client), 'hung_up');
+      const call = await done;
+      assert.equal(call.route, 'unified');
+      assert.equal(call.status, 'client_aborted');
+      assert.equal(call.estimated, true);
+      assert.equal(call.usage.input, 40);
+      assert.equal(call.usage.output, streamedTokens);
+      assert.ok(Math.abs(call.costUsd - (40 * SONNET.input + streamedTokens * SONNET.output) / 1e6) < 1e-12);
+    });
+
+    const converseBody = JSON.stringify({ messages: [{ role: 'user', content: [{ text: 'answer' }] }], inferenceConfig: { maxTokens: 2000 } });
+    for (const [action, frames, body, input] of [
+      ['invoke-with-response-stream', invokeFrames, JSON.stringify({ anthropic_version: 'bedrock-2023-05-31', max_tokens: 2000, messages: [{ role: 'user', content: 'answer' }] }), 40],
+      // ConverseStream reports no usage before its metadata event: the input is the request body at 3 bytes per token.
+      ['converse-stream', converseFrames, converseBody, Math.ceil(Buffer.byteLength(converseBody) / 3)],
+    ] as const) {
+      it(`native /bedrock ${action}, the client leaves after the content: estimated from the frames it was sent`, async () => {
+        const done = nextSettled(gw);
+        const ac = new AbortController();
+        const res = await fetch(`${gw.url}/bedrock/model/anthropic.claude-sonnet-4-5-20250929-v1:0/${action}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${gw.key}`, 'content-type': 'application/json' },
+          body,
+          signal: ac.signal,
+        });
+        assert.equal(res.status, 200);
+        const reader = res.body!.getReader();
+        for (let got = 0; got < frames.length; ) got += (await reader.read()).value?.length ?? 0;
+        ac.abort();
+        const call = await done;
+        assert.equal(call.status, 'client_aborted');
+        assert.equal(call.estimated, true);
+        assert.equal(call.usage.input, input);
+        assert.equal(call.usage.output, streamedTokens);
+        assert.ok(call.costUsd > 0);
+      });
+    }
   });
 
   describe('Bedrock models other than Claude', () => {

@@ -135,8 +135,10 @@ describe('output estimate for calls that end before their final usage', () => {
     ]);
     const c = feed(new EventStreamUsageTap(), frames, 17).collector;
     assert.equal(c.outputBytes, 57);
-    assert.equal(c.finish({}, true, false), true);
+    assert.equal(c.finish({}, true, false, 3000), true);
     assert.equal(c.usage.output, 19);
+    // No input was reported before the cut: the request body's size stands for it.
+    assert.equal(c.usage.input, 1000);
   });
 });
 

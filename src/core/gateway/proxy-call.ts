@@ -139,7 +139,7 @@ export async function proxyCall(p: ProxyCallParams): Promise<void> {
   // A stream that ended cleanly at the TCP level but before message_stop is cut short all the same.
   if (status === 'ok' && p.streaming && c?.sawMessageStart && !c.sawMessageStop) status = 'upstream_cut';
   // Bedrock's token-count headers when the body had no usage; output no less than was seen when the final usage never came.
-  const estimated = c !== undefined && upstream.status < 300 && c.finish(upstream.headers, p.streaming, status === 'ok');
+  const estimated = c !== undefined && upstream.status < 300 && c.finish(upstream.headers, p.streaming, status === 'ok', info.requestBytes);
   admission.settle(
     outcome({
       status,

@@ -142,13 +142,16 @@ export class UsageCollector {
   /**
    * Settles the usage of a successful answer: Bedrock's token-count headers when the body gave none; then, when the
    * call ended without its final usage (a stream that stopped before it, or a body cut short), output no less than what
-   * was seen. Returns true when the usage is such an estimate.
+   * was seen, and, when no input was reported either (ConverseStream reports it only at the end), the request body's
+   * size in input tokens at the same rate. Returns true when the usage is such an estimate.
    */
-  finish(headers: Record<string, string | string[] | undefined>, streaming: boolean, complete: boolean): boolean {
+  finish(headers: Record<string, string | string[] | undefined>, streaming: boolean, complete: boolean, requestBytes = 0): boolean {
     if (!this.finalUsage) this.fromHeaders(headers);
     if (this.finalUsage) return false;
     if (streaming ? !this.sawMessageStart && this.outputBytes === 0 : complete || this.outputBytes === 0) return false;
     this.applyEstimate();
+    const u = this.usage;
+    if (u.input + u.cacheRead + u.cacheWrite5m + u.cacheWrite1h === 0) u.input = Math.ceil(requestBytes / ESTIMATE_BYTES_PER_TOKEN);
     return true;
   }
 
