@@ -65,7 +65,7 @@ export async function configureClaudeCodeExtension(controller: GatewayController
   }
   if (!confirmed) {
     const answer = await vscode.window.showInformationMessage(
-      `Add the gateway's variables to claudeCode.environmentVariables in your user settings, so the Claude Code extension uses the gateway (profile ${controller.profile.name})? Your other entries stay. The settings get a local gateway key, not your provider key, and nothing is written to this workspace.`,
+      `Add the gateway's variables to claudeCode.environmentVariables in your user settings, so the Claude Code extension uses the gateway (profile ${controller.profile.name})? Your other entries stay. The settings get a local gateway key, not your provider key; Settings Sync is told to leave that setting on this machine, and nothing is written to this workspace.`,
       { modal: true },
       'Update User Settings',
     );
@@ -84,6 +84,7 @@ export async function configureClaudeCodeExtension(controller: GatewayController
   await config.update('environmentVariables', [...kept, ...Object.entries(env).map(([name, value]) => ({ name, value }))], vscode.ConfigurationTarget.Global);
   await state.update(WRITTEN_NAMES, Object.keys(env));
   if (isRegistered(`${CLAUDE_CODE}.disableLoginPrompt`)) await config.update('disableLoginPrompt', true, vscode.ConfigurationTarget.Global);
+  await keepOutOfSettingsSync(`${CLAUDE_CODE}.environmentVariables`);
   const hidden = await cleanWorkspaceValue(config, replaced, secrets);
   if (hidden) {
     void vscode.window.showWarningMessage(
@@ -91,6 +92,15 @@ export async function configureClaudeCodeExtension(controller: GatewayController
     );
   } else if (!confirmed) void vscode.window.showInformationMessage('Claude Gateway: the Claude Code extension now goes through the gateway. Reopen its panel to apply.');
   return true;
+}
+
+/** The key is valid on this machine's gateway only: Settings Sync does not carry the setting to other machines. */
+async function keepOutOfSettingsSync(setting: string): Promise<void> {
+  const sync = vscode.workspace.getConfiguration('settingsSync');
+  const inspected = sync.inspect<string[]>('ignoredSettings');
+  if (inspected?.defaultValue === undefined) return;
+  const ignored = inspected.globalValue ?? [];
+  if (!ignored.includes(setting)) await sync.update('ignoredSettings', [...ignored, setting], vscode.ConfigurationTarget.Global);
 }
 
 /**

@@ -166,6 +166,8 @@ describe('usage meter and commands', () => {
     assert.strictEqual(vars.ANTHROPIC_BASE_URL, `${gw.url}/anthropic`);
     assert.ok(vars.ANTHROPIC_AUTH_TOKEN.startsWith('ccgw-') && vars.ANTHROPIC_AUTH_TOKEN !== gw.terminalEnvironment().ANTHROPIC_AUTH_TOKEN);
     assert.strictEqual(cc().inspect('disableLoginPrompt').globalValue, true);
+    const sync = vscode.workspace.getConfiguration('settingsSync').inspect('ignoredSettings');
+    if (sync?.defaultValue !== undefined) assert.ok(sync.globalValue.includes('claudeCode.environmentVariables'), 'the key would leave the machine with Settings Sync');
     assert.ok(!JSON.stringify(vars).includes(SECRET));
 
     // Nothing of the gateway in the workspace: the earlier entries are gone, the folder's own settings stay,
