@@ -25,6 +25,8 @@ const workspace = path.join(RUN, 'workspace');
 fs.mkdirSync(path.join(userDataDir, 'User'), { recursive: true });
 fs.mkdirSync(workspace, { recursive: true });
 fs.mkdirSync(path.join(RUN, 'extensions'), { recursive: true });
+// The stub that registers the Claude Code extension's settings (Configure Claude Code Extension writes them).
+const stub = path.join(here, 'claude-code-stub');
 const settings = {
   'security.workspace.trust.enabled': false,
   'workbench.startupEditor': 'none',
@@ -40,7 +42,7 @@ let code = 1;
 try {
   await runTests({
     version: process.env.CCGW_VSCODE_VERSION || '1.100.3',
-    extensionDevelopmentPath,
+    extensionDevelopmentPath: [extensionDevelopmentPath, stub],
     extensionTestsPath,
     extensionTestsEnv: { CCGW_VSCODE_RESULTS: resultsPath },
     launchArgs: [
