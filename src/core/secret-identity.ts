@@ -51,6 +51,8 @@ export function parseIdentity(value: unknown): SecretIdentity | undefined {
   if (!value || typeof value !== 'object') return undefined;
   const v = value as Record<string, unknown>;
   if (typeof v.provider !== 'string' || typeof v.url !== 'string') return undefined;
-  const opt = (x: unknown) => (typeof x === 'string' ? x : undefined);
-  return { provider: v.provider as SecretIdentity['provider'], url: v.url, region: opt(v.region), projectId: opt(v.projectId) };
+  const out: SecretIdentity = { provider: v.provider as SecretIdentity['provider'], url: v.url };
+  if (typeof v.region === 'string') out.region = v.region;
+  if (typeof v.projectId === 'string') out.projectId = v.projectId;
+  return out;
 }
