@@ -48,8 +48,9 @@ export async function unifiedForProvider(
   const provider = profile.provider === 'bedrock' ? 'bedrock' : 'vertex';
   // The one confinement of a client's (or the profile map's) model id before it goes into the upstream URL.
   const { id: upstreamModel, segment } = confinedUpstreamModel(profile, provider, requestedModel);
-  const maxTokens = typeof body.max_tokens === 'number' && Number.isFinite(body.max_tokens) && body.max_tokens >= 0 ? body.max_tokens : undefined;
   const streaming = body.stream === true && !countTokens;
+  // What the call may generate, for the budget reservation (count_tokens generates nothing).
+  const maxTokens = !countTokens && typeof body.max_tokens === 'number' && Number.isFinite(body.max_tokens) && body.max_tokens >= 0 ? body.max_tokens : undefined;
   const betas = String(request.headers['anthropic-beta'] ?? '')
     .split(',')
     .map((b) => b.trim())
