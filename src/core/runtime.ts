@@ -5,6 +5,7 @@ import type { BudgetStatus } from './accounting/budgets';
 import type { Period } from './accounting/windows';
 import type { GatewayConfig, Profile } from './config/validate';
 import { ApiKeyResolver, type SecretSource } from './credentials/api-keys';
+import { HeldSecrets } from './credentials/held-secrets';
 import { Emitter, type Disposable, type Event } from './events';
 import { Errors } from './errors';
 import { settledCall, type Accountant, type Admission, type CallInfo, type CallOutcome, type SettledCall } from './gateway/call';
@@ -37,6 +38,8 @@ export class GatewayRuntime implements Disposable {
   readonly instanceId = randomUUID();
   readonly keys: KeyRing;
   readonly apiKeys: ApiKeyResolver;
+  /** Every provider secret the credential resolvers have handed out, for the audit scrubber. */
+  readonly heldSecrets = new HeldSecrets();
   /** The upstream HTTP client (the keep-alive agent, with the configured time limits when there are any). */
   readonly agent: Dispatcher;
   private readonly pool: Agent;
@@ -66,7 +69,7 @@ export class GatewayRuntime implements Disposable {
     this.indexProfiles();
     this.keys = opts.keys;
     this.env = opts.env ?? process.env;
-    this.apiKeys = new ApiKeyResolver(opts.secrets, this.env);
+    this.apiKeys = new ApiKeyResolver(opts.secrets, this.env, this.heldSecrets);
     this.pool = createUpstreamAgent();
     this.agent = withTimeouts(this.pool, opts.config.upstream?.timeoutMs);
     this.version = opts.version ?? '0.0.0';

@@ -44,6 +44,12 @@ describe('gateway keys: finding them in header values and text', () => {
     assert.equal(ring.carriesCredential(`Bearer ${configured}`), true);
   });
 
+  it('finds a key glued to a JSON escape in a body, escaped once or twice', () => {
+    assert.deepEqual(ring.credentialsIn(`{"content":"key:\\n${key}\\n"}`), [key]);
+    assert.deepEqual(ring.credentialsIn(`{"content":"{\\"k\\":\\"x\\\\n${key}\\\\t\\"}"}`), [key]);
+    assert.deepEqual(ring.credentialsIn(`"\\u000a${key}"`), [key]);
+  });
+
   it('finds tokens this ring signed, expired ones too, and not tokens of another gateway', () => {
     assert.deepEqual(ring.credentialsIn(`Bearer ${token}`), [token]);
     assert.deepEqual(ring.credentialsIn(`note ${expired} end`), [expired]);

@@ -10,7 +10,7 @@ import { GatewayMetrics } from './metrics';
 import { PriceTable, reservationUsd } from './pricing';
 import { isRateRefusal, RateLimiter, rateHeaders } from './rate-limits';
 import { rebuildLedger } from './rebuild';
-import { callRecord, configuredSecrets, Scrubber } from './records';
+import { callRecord, scrubberFor, type Scrubber } from './records';
 import { SecurityEventLog, securityEventOf, type SecurityRefusal } from './security-events';
 import { SpendBook, type MissingSpend } from './spend-book';
 import { UsageIndex } from './usage-index';
@@ -65,7 +65,7 @@ export class Accounting implements Accountant, Disposable {
     this.spend = new SpendBook(config.budgets, now);
     this.audit.headSpend = () => (this.ledger.size ? this.spend.toJSON() : undefined);
     this.security = new SecurityEventLog((type, fields, at) => this.audit.appendSoon(type, fields, at));
-    this.securityScrubber = new Scrubber('redacted', configuredSecrets(config, runtime.env));
+    this.securityScrubber = scrubberFor('redacted', config, runtime);
     const t0 = performance.now();
     const r = this.audit.recovery;
     const upToHead = r.head?.spend ? new SpendBook(config.budgets, now) : undefined;
@@ -270,13 +270,13 @@ export class Accounting implements Accountant, Disposable {
     this.limiter.configure(config.rateLimits);
     this.scrubber = this.makeScrubber(config);
     this.spend.configure(config.budgets);
-    this.securityScrubber = new Scrubber('redacted', configuredSecrets(config, this.runtime.env));
+    this.securityScrubber = scrubberFor('redacted', config, this.runtime);
     this.audit.append('config_reload', { source: config.source, budgets: config.budgets.length, rateLimits: config.rateLimits.length, activeProfile: config.activeProfile });
     this.runtime.publishBudgets(this.ledger.statuses());
   }
 
   private makeScrubber(config: GatewayConfig): Scrubber | undefined {
-    return config.audit.bodies === 'none' ? undefined : new Scrubber(config.audit.bodies, configuredSecrets(config, this.runtime.env));
+    return config.audit.bodies === 'none' ? undefined : scrubberFor(config.audit.bodies, config, this.runtime);
   }
 
   dispose(): void {

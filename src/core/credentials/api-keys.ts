@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import type { Profile } from '../config/validate';
 import { expandEnv, MissingEnvError } from '../config/expand';
 import { Errors } from '../errors';
+import { HeldSecrets } from './held-secrets';
 
 /** Secrets held outside the config (the extension's SecretStorage), looked up by profile name. */
 export interface SecretSource {
@@ -28,6 +29,8 @@ export class ApiKeyResolver {
   constructor(
     private readonly secrets?: SecretSource,
     private readonly env: NodeJS.ProcessEnv = process.env,
+    /** Where every key this resolver hands out is recorded, for the audit scrubber. */
+    readonly held = new HeldSecrets(),
   ) {}
 
   /** True when the key can change on a retry (a helper), so a 401 is worth one more try. */
@@ -37,10 +40,18 @@ export class ApiKeyResolver {
 
   /** The secret held outside the config for a profile (the editor's SecretStorage), if any. */
   stored(profile: Profile): string | undefined {
-    return this.secrets?.get(profile.name) || undefined;
+    const value = this.secrets?.get(profile.name) || undefined;
+    this.held.add(value);
+    return value;
   }
 
   async get(profile: Profile): Promise<string> {
+    const key = await this.resolve(profile);
+    this.held.add(key);
+    return key;
+  }
+
+  private async resolve(profile: Profile): Promise<string> {
     const external = this.secrets?.get(profile.name);
     if (external) return external;
     const usedBy = `profile "${profile.name}"`;

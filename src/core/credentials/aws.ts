@@ -1,6 +1,7 @@
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import type { Profile } from '../config/validate';
 import { Errors } from '../errors';
+import type { HeldSecrets } from './held-secrets';
 
 /** Credentials are refreshed this long before they expire, so a request in flight never carries expired ones. */
 export const REFRESH_MARGIN_MS = 5 * 60_000;
@@ -24,6 +25,8 @@ export class AwsCredentialSource {
     private readonly env: NodeJS.ProcessEnv = process.env,
     /** How long one resolution may take (an SSO refresh, a credential_process that hangs). */
     private readonly timeoutMs = 30_000,
+    /** Where the secret keys and session tokens resolved are recorded, for the audit scrubber. */
+    private readonly held?: HeldSecrets,
   ) {}
 
   async get(profile: Profile): Promise<AwsCredentialIdentity> {
@@ -64,6 +67,8 @@ export class AwsCredentialSource {
       const expiry = credentials.expiration?.getTime();
       // Signing with them would only earn an ExpiredTokenException from AWS, with no hint of where they came from.
       if (expiry !== undefined && expiry <= Date.now()) throw new Error(`the credentials it returned had already expired (at ${credentials.expiration!.toISOString()})`);
+      this.held?.add(credentials.secretAccessKey);
+      this.held?.add(credentials.sessionToken);
       return credentials;
     } catch (err) {
       throw new Errors.CredentialsFailed(awsFailureMessage(profile, err));
@@ -103,8 +108,8 @@ export function withTimeout<T>(work: Promise<T>, ms: number, message: string): P
 const sources = new WeakMap<object, AwsCredentialSource>();
 
 /** The credential source of a gateway runtime (one per runtime, created on first use). */
-export function awsCredentialsFor(runtime: { env: NodeJS.ProcessEnv; config?: { upstream?: { credentialsTimeoutMs?: number } } }): AwsCredentialSource {
+export function awsCredentialsFor(runtime: { env: NodeJS.ProcessEnv; config?: { upstream?: { credentialsTimeoutMs?: number } }; heldSecrets?: HeldSecrets }): AwsCredentialSource {
   let s = sources.get(runtime);
-  if (!s) sources.set(runtime, (s = new AwsCredentialSource(runtime.env, runtime.config?.upstream?.credentialsTimeoutMs)));
+  if (!s) sources.set(runtime, (s = new AwsCredentialSource(runtime.env, runtime.config?.upstream?.credentialsTimeoutMs, runtime.heldSecrets)));
   return s;
 }

@@ -2,6 +2,7 @@ import type { AuthClient, GoogleAuth } from 'google-auth-library';
 import type { Profile } from '../config/validate';
 import { Errors } from '../errors';
 import { REFRESH_MARGIN_MS, withTimeout } from './aws';
+import type { HeldSecrets } from './held-secrets';
 
 export const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 
@@ -21,8 +22,15 @@ export class GoogleTokenSource {
   private cache = new Map<string, Cached>();
   private running = new Map<string, Promise<string>>();
 
-  /** `timeoutMs`: how long one token request may take (a token endpoint or metadata server that hangs). */
-  constructor(private readonly timeoutMs = 30_000) {}
+  /**
+   * `timeoutMs`: how long one token request may take (a token endpoint or metadata server that hangs); `held` records the
+   * access tokens and the credentials behind them (a service account's private key, a user's refresh token and client
+   * secret) for the audit scrubber.
+   */
+  constructor(
+    private readonly timeoutMs = 30_000,
+    private readonly held?: HeldSecrets,
+  ) {}
 
   async get(profile: Profile): Promise<string> {
     const id = cacheKey(profile);
@@ -51,6 +59,7 @@ export class GoogleTokenSource {
       const token = await withTimeout(
         auth.getClient().then(async (c) => {
           client = c;
+          this.holdClientSecrets(c);
           return (await c.getAccessToken()).token;
         }),
         this.timeoutMs,
@@ -60,6 +69,7 @@ export class GoogleTokenSource {
       const expiry = client!.credentials.expiry_date ?? Date.now() + 3_600_000;
       // Vertex would answer 401 to it; say where the problem is instead.
       if (expiry <= Date.now()) throw new Error(`the token endpoint returned an access token that had already expired (at ${new Date(expiry).toISOString()})`);
+      this.held?.add(token);
       this.cache.set(id, { token, refreshAt: expiry - REFRESH_MARGIN_MS });
       return token;
     } catch (err) {
@@ -72,6 +82,15 @@ export class GoogleTokenSource {
       const source = profile.keyFile ? undefined : client instanceof Compute ? 'metadata server' : client ? undefined : 'none found';
       throw new Errors.CredentialsFailed(googleFailureMessage(profile, err, source));
     }
+  }
+
+  /** The long-lived secrets of a client: a service account's private key (JWT), a user's refresh token and client secret. */
+  private holdClientSecrets(client: AuthClient): void {
+    if (!this.held) return;
+    const c = client as AuthClient & { key?: string; _clientSecret?: string };
+    this.held.addPem(c.key);
+    this.held.add(c.credentials?.refresh_token);
+    this.held.add(c._clientSecret);
   }
 }
 
@@ -110,8 +129,8 @@ export function googleFailureMessage(profile: Profile, err: unknown, adc?: 'meta
 const sources = new WeakMap<object, GoogleTokenSource>();
 
 /** The token source of a gateway runtime (one per runtime, created on first use). */
-export function googleTokensFor(runtime: { config?: { upstream?: { credentialsTimeoutMs?: number } } }): GoogleTokenSource {
+export function googleTokensFor(runtime: { config?: { upstream?: { credentialsTimeoutMs?: number } }; heldSecrets?: HeldSecrets }): GoogleTokenSource {
   let s = sources.get(runtime);
-  if (!s) sources.set(runtime, (s = new GoogleTokenSource(runtime.config?.upstream?.credentialsTimeoutMs)));
+  if (!s) sources.set(runtime, (s = new GoogleTokenSource(runtime.config?.upstream?.credentialsTimeoutMs, runtime.heldSecrets)));
   return s;
 }

@@ -34,6 +34,11 @@ export interface Authenticated {
 const TOKEN_PREFIX = 'ccgwt1.';
 /** The header through which a key may choose one of its projects for a call. */
 export const PROJECT_HEADER = 'x-claude-code-gateway-project';
+/** Characters words are made of (base64, base64url, the dots of a token), as a regex class body; "=" is padding, not part of a word's edge. */
+const WORD_CHARS = 'A-Za-z0-9._~+/\\-';
+const KEY_CHARS = '[A-Za-z0-9._~+/=\\-]';
+/** A token inside longer text. */
+const TOKEN_IN_TEXT = /ccgwt1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/g;
 /** Values shorter than this are not hashed for keys known only by their hash (their length is then unknown). */
 const MIN_HASHED_WORD = 8;
 /** No signed token is shorter: the prefix, a payload of at least 20 characters and a 43-character signature. */
@@ -50,6 +55,8 @@ interface DigestIndex {
   minLength: number;
   /** The shortest key given by value: text no longer than it has no such key as a word inside it. */
   shortestKnown: number;
+  /** Finds the words of those lengths in a text; undefined when no key is known by value. */
+  words?: RegExp;
 }
 
 interface Entry {
@@ -59,6 +66,8 @@ interface Entry {
   digestKey: string;
   /** Length of the secret when it was given by value; undefined when only its hash is known. */
   length?: number;
+  /** The secret itself when it was given by value (or shown at authentication), for the audit scrubber. */
+  secret?: string;
 }
 
 /** The gateway keys a gateway accepts: configured, generated and per-window keys, plus signed short-lived tokens. */
@@ -66,6 +75,7 @@ export class KeyRing {
   private entries = new Map<string, Entry>();
   /** Entries by digest, and the lengths worth hashing when looking for keys in text (rebuilt after a change). */
   private byDigest?: DigestIndex;
+  private _revision = 0;
   /** Problems met while loading (e.g. a key whose variable is unset), for the operator. */
   readonly warnings: string[] = [];
 
@@ -95,17 +105,27 @@ export class KeyRing {
 
   /** Adds (or replaces) a key by its secret value. */
   add(key: GatewayKey, secret: string): void {
-    this.put({ ...key }, sha256(secret), secret.length);
+    this.put({ ...key }, sha256(secret), secret.length, secret);
   }
 
   remove(id: string): void {
     this.entries.delete(id);
-    this.byDigest = undefined;
+    this.changed();
   }
 
-  private put(key: GatewayKey, digest: Buffer, length?: number): void {
-    this.entries.set(key.id, { key, digest, digestKey: digest.toString('base64'), length });
+  private put(key: GatewayKey, digest: Buffer, length?: number, secret?: string): void {
+    this.entries.set(key.id, { key, digest, digestKey: digest.toString('base64'), length, secret });
+    this.changed();
+  }
+
+  private changed(): void {
     this.byDigest = undefined;
+    this._revision++;
+  }
+
+  /** Changes whenever a key is added, replaced, removed or shows its secret. */
+  get revision(): number {
+    return this._revision;
   }
 
   get(id: string): GatewayKey | undefined {
@@ -168,9 +188,10 @@ export class KeyRing {
       if (timingSafeEqual(digest, e.digest) && !found) found = e;
     }
     if (found && found.length === undefined) {
-      // A key configured by its hash has just shown its length: from now on it is found inside longer header values too.
+      // A key configured by its hash has just shown itself: from now on it is found inside longer values too.
       found.length = secret.length;
-      this.byDigest = undefined;
+      found.secret = secret;
+      this.changed();
     }
     return found?.key;
   }
@@ -233,9 +254,19 @@ export class KeyRing {
     return hit;
   }
 
-  /** Secrets the ring holds in the clear (the token secret), for the audit scrubber. */
+  /** Secrets the ring holds in the clear (the token secret, the keys it knows by value), for the audit scrubber. */
   heldSecrets(): string[] {
-    return this.tokenSecret ? [this.tokenSecret.toString('utf8')] : [];
+    const out = this.tokenSecret ? [this.tokenSecret.toString('utf8')] : [];
+    for (const e of this.entries.values()) if (e.secret !== undefined) out.push(e.secret);
+    return out;
+  }
+
+  /** The tokens this ring signed (expired ones too) in a text of any size (one substring search when there is none). */
+  tokensIn(text: string): string[] {
+    if (!this.tokenSecret || !text.includes(TOKEN_PREFIX)) return [];
+    const found = new Set<string>();
+    for (const m of text.matchAll(TOKEN_IN_TEXT)) if (this.signedPayload(m[0]) !== undefined) found.add(m[0]);
+    return [...found];
   }
 
   /** Calls `hit` with each credential found in `text` until it returns true. */
@@ -244,36 +275,26 @@ export class KeyRing {
     if (text.length < index.minLength) return;
     const tokens = this.tokenSecret !== undefined && text.length >= MIN_TOKEN_LENGTH && text.includes(TOKEN_PREFIX);
     if (index.digests.size === 0 && !tokens) return;
-    const check = (candidate: string, whole: boolean): boolean => {
-      const at = tokens ? candidate.indexOf(TOKEN_PREFIX) : -1;
-      if (at !== -1) {
-        const token = candidate.slice(at);
-        return this.signedPayload(token) !== undefined && hit(token);
-      }
-      const worth = index.lengths.has(candidate.length) || (whole && index.hashOnly && candidate.length >= MIN_HASHED_WORD);
+    const check = (candidate: string): boolean => {
+      if (tokens && candidate.startsWith(TOKEN_PREFIX)) return this.signedPayload(candidate) !== undefined && hit(candidate);
+      const worth = index.lengths.has(candidate.length) || (index.hashOnly && candidate.length >= MIN_HASHED_WORD);
       return worth && index.digests.has(hash('sha256', candidate, 'base64')) && hit(candidate);
     };
     const whole = text.trim();
-    if (check(whole, true)) return;
+    if (check(whole)) return;
     const credential = bearer(whole);
-    if (credential !== undefined && check(credential, true)) return;
+    if (credential !== undefined && check(credential)) return;
     if (whole.length <= index.shortestKnown && !tokens) return;
-    // Words by hand rather than with a regex: only those of a key's length are sliced out (matchAll cost ~2 us a value).
-    let start = -1;
-    for (let i = 0; i <= whole.length; i++) {
-      if (i < whole.length && isWordChar(whole.charCodeAt(i))) {
-        if (start === -1) start = i;
-        continue;
-      }
-      if (start === -1) continue;
-      let end = i;
-      while (end < whole.length && whole.charCodeAt(end) === 61 /* = */) end++;
-      const len = end - start;
-      if ((tokens || index.lengths.has(len) || index.lengths.has(i - start)) && len < whole.length) {
-        const word = whole.slice(start, end);
-        if (word !== credential && (check(word, false) || (end !== i && check(word.slice(0, i - start), false)))) return;
-      }
-      start = -1;
+    if (tokens) {
+      for (const m of whole.matchAll(TOKEN_IN_TEXT)) if (m[0] !== whole && m[0] !== credential && this.signedPayload(m[0]) !== undefined && hit(m[0])) return;
+    }
+    // Words of a key's length, found by one regex over the text (a body can be megabytes: no per-word work in JS).
+    const words = index.words;
+    if (!words || whole.length <= index.shortestKnown) return;
+    words.lastIndex = 0;
+    for (let m = words.exec(whole); m !== null; m = words.exec(whole)) {
+      const word = m[0];
+      if (word !== credential && index.digests.has(hash('sha256', word, 'base64')) && hit(word)) return;
     }
   }
 
@@ -290,7 +311,10 @@ export class KeyRing {
     }
     const known = [...lengths];
     const minLength = Math.min(hashOnly ? MIN_HASHED_WORD : Infinity, ...known, this.tokenSecret ? MIN_TOKEN_LENGTH : Infinity);
-    this.byDigest = { digests, lengths, hashOnly, minLength, shortestKnown: Math.min(...known) };
+    // A word: key characters (and "=" padding) between characters that are not; a word may also follow a JSON escape (\n, \u000a).
+    const alternatives = known.sort((x, y) => y - x).map((n) => `${KEY_CHARS}{${n}}`);
+    const words = alternatives.length ? new RegExp(`(?<=^|[^${WORD_CHARS}]|\\\\[A-Za-z]|\\\\u[0-9A-Fa-f]{4})(?:${alternatives.join('|')})(?![${WORD_CHARS}])`, 'g') : undefined;
+    this.byDigest = { digests, lengths, hashOnly, minLength, shortestKnown: Math.min(...known), words };
     return this.byDigest;
   }
 
@@ -314,11 +338,6 @@ export function projectFor(key: GatewayKey, requested: string | undefined): stri
       mine.length ? `it may use ${mine.map((p) => `"${p}"`).join(', ')}` : `it may not choose a project (list them in the key's "projects" to allow it)`
     }.`,
   );
-}
-
-/** Characters keys and tokens are made of (base64, base64url, and the dots of a token); a word may end in "=" padding. */
-function isWordChar(c: number): boolean {
-  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 45 || c === 46 || c === 95 || c === 126 || c === 43 || c === 47;
 }
 
 function bearer(value: string): string | undefined {
