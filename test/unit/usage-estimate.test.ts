@@ -85,6 +85,18 @@ describe('output estimate for calls that end before their final usage', () => {
     });
   }
 
+  it("another upstream's spelling of the events (keys reordered, spaces, no space after data:) reads the same", () => {
+    const rnd = seeded(5);
+    const events = [start, text('abc "q" 中'), { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '{"a":' } }, { type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 9 } }];
+    const loose = Buffer.from(events.map((e, i) => `event: x\ndata:${i % 2 ? ' ' : ''}${looseJson(e, rnd)}\n\n`).join(''));
+    const a = feed(new SseUsageTap(), sse(events), 7).collector;
+    const b = feed(new SseUsageTap(), loose, 7).collector;
+    assert.equal(b.outputBytes, a.outputBytes);
+    assert.ok(a.outputBytes > 0);
+    assert.deepEqual(b.usage, a.usage);
+    assert.equal(b.finalUsage, true);
+  });
+
   it('a complete stream is not estimated, and the reported usage stands even when it is below the estimate', () => {
     const c = feed(new SseUsageTap(), sse([start, text('x'.repeat(3000)), { type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 500 } }, { type: 'message_stop' }]), 77).collector;
     assert.equal(c.finalUsage, true);

@@ -273,6 +273,7 @@ export interface UsageTap {
 }
 
 const INTERESTING = /"type"\s*:\s*"(message_start|message_delta|message_stop|error)"/;
+const CANONICAL = 'data: {"type":"';
 // A quote is escaped inside a JSON string, so `"type":"content_block_delta"` (quotes unescaped) is the event's own type.
 const DELTA = /"type"\s*:\s*"content_block_delta"/;
 // The member holding a delta's generated output (text_delta, thinking_delta, input_json_delta); the rest carry none.
@@ -346,11 +347,19 @@ export class SseUsageTap implements UsageTap {
 
   private line(line: string): void {
     if (!line.startsWith('data:')) return;
-    if (DELTA.test(line)) {
+    if (line.startsWith(CANONICAL)) {
+      // Anthropic's own spelling: the event's type starts at a fixed place, so its first letter sorts the line without a
+      // regex (a stream is mostly deltas): content_block_*, message_* (all carry usage or the stop) and error; ping.
+      const first = line.charCodeAt(CANONICAL.length);
+      if (first === 99 /* c */) {
+        if (line.startsWith('content_block_delta"', CANONICAL.length)) this.collector.outputBytes += deltaOutputBytes(line);
+        return;
+      }
+      if (first !== 109 /* m */ && first !== 101 /* e */) return;
+    } else if (DELTA.test(line)) {
       this.collector.outputBytes += deltaOutputBytes(line);
       return;
-    }
-    if (!INTERESTING.test(line)) return;
+    } else if (!INTERESTING.test(line)) return;
     try {
       this.collector.onEvent(JSON.parse(line.slice(5)));
     } catch {
