@@ -21,7 +21,6 @@ export class StatusBarController implements vscode.Disposable {
     this.item.command = CommandId.SwitchProvider;
     this.subscriptions = [controller.onDidChangeState(() => this.render()), controller.usage.onDidChange(() => this.render())];
     this.render();
-    this.item.show();
   }
 
   /** The item's current text (for tests). */
@@ -43,6 +42,8 @@ export class StatusBarController implements vscode.Disposable {
 
   private render(): void {
     const c = this.controller;
+    // Shown once the first start has served, attached or failed: not "not running" while it starts.
+    if (c.mode !== 'stopped' || c.problem) this.item.show();
     if (c.mode === 'stopped' || !c.url) {
       this.item.text = '$(circle-slash) Claude Gateway';
       this.item.tooltip = c.problem
