@@ -124,7 +124,8 @@ function visibleBudgets(runtime: GatewayRuntime, key: GatewayKey): BudgetStatus[
   return runtime.budgets().filter((b) => key.admin || visibleTo(b.scope, key));
 }
 
-/** Budgets a non-admin key may see: global, its own, its team's and project's. */
-function visibleTo(scope: string, key: { id: string; team?: string; project?: string }): boolean {
+/** Budgets a non-admin key may see: global, its own, its team's and those of the projects it may charge. */
+function visibleTo(scope: string, key: Pick<GatewayKey, 'id' | 'team' | 'project' | 'projects'>): boolean {
+  if (scope.startsWith('project:') && key.projects) return key.projects === '*' || key.projects.includes(scope.slice('project:'.length)) || scope === `project:${key.project}`;
   return scope === 'global' || scope === `key:${key.id}` || (!!key.team && scope === `team:${key.team}`) || (!!key.project && scope === `project:${key.project}`) || scope.startsWith('profile:');
 }
