@@ -177,7 +177,9 @@ async function forwardAnthropicFormat(
     requestedModel = top.model;
     streaming = top.stream && !verdict.countTokens;
     maxTokens = top.maxTokens;
-    const mapped = route === 'unified' && requestedModel ? profile.models?.map?.[requestedModel] : undefined;
+    const map = profile.models?.map;
+    // Own keys only: a model named "constructor" must not map to Object's constructor.
+    const mapped = route === 'unified' && requestedModel && map && Object.hasOwn(map, requestedModel) ? map[requestedModel] : undefined;
     if (mapped) {
       const parsed = parseJsonObject(body);
       parsed.model = mapped;
