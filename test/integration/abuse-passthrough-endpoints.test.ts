@@ -45,7 +45,7 @@ describe('abuse: passthrough endpoints the gateway cannot meter, and one reading
     gw = await startGateway(
       {
         profiles: [
-          { name: 'anthropic', provider: 'anthropic', apiKey: '${env:EP_PROVIDER_KEY}', baseUrl: upstream.url },
+          { name: 'anthropic', provider: 'anthropic', apiKey: '${env:EP_PROVIDER_KEY}', baseUrl: upstream.url, models: { map: { 'claude-sonnet-4-5': 'claude-sonnet-4-5-20250929' } } },
           { name: 'batches', provider: 'anthropic', apiKey: '${env:EP_PROVIDER_KEY}', baseUrl: upstream.url, allowUnmetered: ['POST /v1/messages/batches', '* /v1/experimental/**'] },
           { name: 'lite', provider: 'litellm', apiKey: '${env:EP_LITELLM_KEY}', baseUrl: litellm.url },
         ],
@@ -155,6 +155,18 @@ describe('abuse: passthrough endpoints the gateway cannot meter, and one reading
       assert.equal(rec.requestedModel, model, `recorded model for ${body}`);
       assert.equal(rec.streaming, stream, `recorded stream flag for ${body}`);
       assert.equal(rec.family, 'opus-4', 'priced as Opus 4.1');
+    }
+  });
+
+  it('the unified endpoint maps models by the profile\'s own entries only (a model named after an Object member is sent as is)', async () => {
+    for (const model of ['constructor', 'toString', '__proto__', 'claude-sonnet-4-5']) {
+      const res = await fetch(`${gw.url}/v1/messages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${gw.key}`, 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
+        body: JSON.stringify({ model, max_tokens: 8, messages: [{ role: 'user', content: 'x' }] }),
+      });
+      await res.text();
+      assert.equal(upstream.last!.json!.model, model === 'claude-sonnet-4-5' ? 'claude-sonnet-4-5-20250929' : model, model);
     }
   });
 
