@@ -126,6 +126,8 @@ export class GatewayController implements vscode.Disposable {
         vscode.workspace.onDidChangeConfiguration((e) => {
           if (e.affectsConfiguration(SECTION)) void this.applySettings();
         }),
+        // Trusted now: the workspace's choice of profile counts from here on.
+        vscode.workspace.onDidGrantWorkspaceTrust(() => void this.applySettings()),
       );
     }
   }

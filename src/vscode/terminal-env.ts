@@ -40,6 +40,7 @@ export class TerminalEnvironment implements vscode.Disposable {
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration(`${SECTION}.activeProfile`)) this.reapply();
       }),
+      vscode.workspace.onDidGrantWorkspaceTrust(() => this.reapply()),
     ];
   }
 
