@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import { claudeCodeEnv, formatEnv, withKey, type Shell } from '../core/env';
 import { generateKey } from '../core/gateway/keys';
+import { CommandId } from './command-ids';
 import type { GatewayController } from './controller';
 
 /** How long the key in copied `export` lines stays valid. */
@@ -139,5 +140,14 @@ export async function restoreEditorKeys(controller: GatewayController, secrets: 
   const folder = vscode.workspace.workspaceFolders?.[0];
   if (!folder) return;
   const legacy = await secrets.get(WORKSPACE_KEY_PREFIX + folder.uri.toString());
-  if (legacy) await controller.addWindowKey(`workspace:${folder.name}`, legacy);
+  if (!legacy) return;
+  await controller.addWindowKey(`workspace:${folder.name}`, legacy);
+  const written = entries(vscode.workspace.getConfiguration(CLAUDE_CODE).inspect('environmentVariables')?.workspaceValue);
+  if (!written.some((e) => e.value === legacy)) return;
+  const move = 'Move It to User Settings';
+  void vscode.window
+    .showWarningMessage("Claude Gateway: an earlier version wrote a gateway key into this workspace's .vscode/settings.json (claudeCode.environmentVariables), a file that is often committed.", move)
+    .then((choice) => {
+      if (choice === move) void vscode.commands.executeCommand(CommandId.ConfigureClaudeCodeExtension);
+    });
 }
