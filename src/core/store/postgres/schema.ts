@@ -205,13 +205,14 @@ CREATE TABLE ${s}.rate_leases (
 -- Reports what a replica used per second (p_seconds, p_counts; for requests p_used of them came from its lease) and,
 -- for requests, resizes its lease of unused admissions to p_want within what the sliding minute has left: the minute's
 -- reported use plus every replica's unused lease never passes p_limit, so no minute admits more than p_limit.
--- Returns the replica's lease, the minute's use and the other replicas' leases, the seconds until a refused replica
--- may try again, and the last 60 seconds' counts (oldest first).
+-- Returns the replica's lease, the minute's use and the other replicas' leases, the seconds until a replica refused
+-- more may try again, and the last 60 seconds' counts (oldest first) ending at second o_now.
 CREATE FUNCTION ${s}.rate_sync(p_replica text, p_scope text, p_kind text, p_limit double precision, p_now bigint,
     p_seconds bigint[], p_counts double precision[], p_used bigint, p_want bigint, p_lease_ms integer)
-  RETURNS TABLE (o_lease bigint, o_window double precision, o_others bigint, o_retry integer, o_slots double precision[])
+  RETURNS TABLE (o_lease bigint, o_window double precision, o_others bigint, o_retry integer, o_slots double precision[], o_now bigint)
   ${definer} AS $f$
 DECLARE
+  now_sec bigint;
   mine bigint := 0;
   others bigint := 0;
   win double precision;
@@ -227,9 +228,12 @@ BEGIN
       SELECT p_scope, p_kind, u.s, sum(u.c) FROM unnest(p_seconds, p_counts) AS u(s, c) GROUP BY u.s
       ON CONFLICT (scope, kind, second) DO UPDATE SET n = x.n + excluded.n;
   END IF;
-  DELETE FROM ${s}.rate_slots AS x WHERE x.scope = p_scope AND x.kind = p_kind AND x.second < p_now - 120;
+  -- A replica's clock reading is taken before its round trip: a second another replica already reported is not in the
+  -- future, so the minute ends at the latest second anyone reported (clock skew between replicas shifts it by as much).
+  now_sec := greatest(p_now, coalesce((SELECT max(x.second) FROM ${s}.rate_slots AS x WHERE x.scope = p_scope AND x.kind = p_kind), p_now));
+  DELETE FROM ${s}.rate_slots AS x WHERE x.scope = p_scope AND x.kind = p_kind AND x.second < now_sec - 120;
   SELECT array_agg(coalesce(x.n, 0) ORDER BY g.s) INTO slots
-    FROM generate_series(p_now - 59, p_now) AS g(s)
+    FROM generate_series(now_sec - 59, now_sec) AS g(s)
     LEFT JOIN ${s}.rate_slots AS x ON x.scope = p_scope AND x.kind = p_kind AND x.second = g.s;
   win := (SELECT sum(v) FROM unnest(slots) AS v);
   IF p_kind = 'requests' THEN
@@ -250,17 +254,18 @@ BEGIN
     ELSE
       DELETE FROM ${s}.rate_leases AS l WHERE l.scope = p_scope AND l.replica = p_replica;
     END IF;
-    IF nxt = 0 AND p_want > 0 THEN
+    IF nxt < p_want THEN
+      -- Leased admissions count as used now: they leave the minute last.
       retry := 60;
-      FOR k IN 1..60 LOOP
-        IF (SELECT coalesce(sum(v), 0) FROM unnest(slots[k + 1:60]) AS v) + others < p_limit THEN
+      FOR k IN 1..59 LOOP
+        IF (SELECT coalesce(sum(v), 0) FROM unnest(slots[k + 1:60]) AS v) + others + nxt < p_limit THEN
           retry := k;
           EXIT;
         END IF;
       END LOOP;
     END IF;
   END IF;
-  RETURN QUERY SELECT nxt, win, others, retry, slots;
+  RETURN QUERY SELECT nxt, win, others, retry, slots, now_sec;
 END $f$;
 
 REVOKE ALL ON FUNCTION ${s}.budget_sync(text, text, text, timestamptz, timestamptz, double precision, double precision, double precision, double precision, double precision, integer) FROM PUBLIC;
