@@ -4,6 +4,8 @@
 'use strict';
 
 const assert = require('assert');
+const fs = require('fs');
+const path = require('path');
 const vscode = require('vscode');
 const { api, setSetting, waitFor, EXTENSION_ID } = require('../suite/helpers');
 
@@ -46,5 +48,11 @@ describe('invalid settings at startup', () => {
     assert.strictEqual(gw.profile, 'fixed');
     assert.strictEqual((await fetch(`${gw.url}/health`)).status, 200);
     assert.strictEqual(gw.terminalEnvironment().CLAUDE_CODE_USE_BEDROCK, '1');
+  });
+
+  it('Configure Claude Code Extension without that extension installed writes nothing (no workspace file either)', async () => {
+    assert.strictEqual(await vscode.commands.executeCommand('claudeGateway.configureClaudeCodeExtension', true), false);
+    const file = path.join(vscode.workspace.workspaceFolders[0].uri.fsPath, '.vscode', 'settings.json');
+    assert.ok(!fs.existsSync(file), fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '');
   });
 });
