@@ -2,6 +2,7 @@ import type { BudgetConfig } from '../config/schema';
 import { listAuditFiles, readLines } from './audit-files';
 import { scopesOf, type BudgetLedger } from './budgets';
 import type { MissingSpend, SpendBook } from './spend-book';
+import { readUsageRecord } from './usage-records';
 import { utcDate, windowAt, type Period } from './windows';
 
 /** Where the rebuild also counts spend per scope and day (for the head, and to check the log against it). */
@@ -80,34 +81,8 @@ export function restoredSpend(r: Record<string, unknown>): MissingSpend[] {
   );
 }
 
-/**
- * Reads the fields the ledger needs from a call line the gateway wrote, without parsing the whole line
- * (a million records must load in seconds). Attribution members all come before "usage" and "costUsd"
- * right after it, so nothing later in the line (stored headers, bodies) can be mistaken for them; any
- * escaped string falls back to JSON.parse (returns undefined).
- */
+/** The fields the ledger needs from a call line, by the one reader of call lines (usage-records.ts: a stored body is not parsed). */
 function readCallFast(text: string): Record<string, unknown> | undefined {
-  const usageAt = text.indexOf(',"usage":{');
-  if (usageAt === -1) return undefined;
-  const str = (name: string): string | undefined | null => {
-    const marker = `,"${name}":"`;
-    const i = text.indexOf(marker);
-    if (i === -1 || i > usageAt) return undefined;
-    const start = i + marker.length;
-    const end = text.indexOf('"', start);
-    const v = text.slice(start, end);
-    return v.includes('\\') ? null : v;
-  };
-  const t = str('t');
-  const key = str('key');
-  const team = str('team');
-  const project = str('project');
-  const profile = str('profile');
-  if (t === null || key === null || team === null || project === null || profile === null || !t) return undefined;
-  const costAt = text.indexOf(',"costUsd":', usageAt);
-  if (costAt === -1) return undefined;
-  const n = parseFloat(text.slice(costAt + 11, costAt + 40));
-  if (Number.isNaN(n)) return undefined;
-  const seq = text.startsWith('{"seq":') ? parseInt(text.slice(7, 24), 10) : NaN;
-  return { type: 'call', seq: Number.isNaN(seq) ? undefined : seq, t, key, team, project, profile, costUsd: n };
+  const c = readUsageRecord(text);
+  return c && { type: 'call', seq: c.seq, t: c.t, key: c.key, team: c.team, project: c.project, profile: c.profile, costUsd: c.costUsd };
 }

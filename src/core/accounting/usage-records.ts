@@ -1,5 +1,7 @@
 /** What usage counts of one call record of the audit log (see CallRecord in records.ts). */
 export interface UsageRecord {
+  /** The record's place in the chain (read from the files; a record not yet written has none). */
+  seq?: number;
   /** The call's request id (to tell a record read from the files from the same call seen as it settled). */
   id?: string;
   /** The record's time (ISO, UTC): when the call settled. Days, windows and `since`/`until` are read from it. */
@@ -22,6 +24,7 @@ export interface UsageRecord {
 
 /** The members of a call record usage reads (a CallRecord, or any object of that shape). */
 export interface CallRecordFields {
+  seq?: unknown;
   id?: unknown;
   key?: unknown;
   team?: unknown;
@@ -43,6 +46,7 @@ const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v)
 export function usageRecordOf(r: CallRecordFields, t: string): UsageRecord {
   const u = (typeof r.usage === 'object' && r.usage !== null ? r.usage : {}) as Record<string, unknown>;
   return {
+    seq: typeof r.seq === 'number' ? r.seq : undefined,
     id: str(r.id),
     t,
     key: str(r.key),
@@ -61,84 +65,46 @@ export function usageRecordOf(r: CallRecordFields, t: string): UsageRecord {
   };
 }
 
+/** Lines longer than this (a stored request body) are parsed only up to `priceKnown`. */
+const LONG_LINE = 4096;
+
 /**
- * Reads the usage of one audit line; undefined for a line that is not a call record (or not JSON). Lines the gateway
- * wrote are read without parsing the whole line (a stored request body can be most of it): every member usage reads
- * comes before `"usage"`, and `costUsd` and `priceKnown` right after it, so nothing later in the line can be taken
- * for them. Anything else (an escaped string, members in another order) is read with JSON.parse, with the same result.
+ * Reads the usage of one audit line; undefined for a line that is not a call record (or not JSON). A line the gateway
+ * wrote is parsed only up to `priceKnown`: every member usage reads comes before `"usage"`, and `costUsd` and
+ * `priceKnown` right after it, so that prefix closed with `}` is a JSON object holding all of them, and a stored
+ * request body after it (often most of the line) is never parsed. Any other line is parsed whole, with the same result.
  */
 export function readUsageRecord(text: string): UsageRecord | undefined {
   // The third member says what the line is: {"seq":N,"t":"…","type":"…"
   const typeAt = text.indexOf('"type":"');
   if (typeAt === -1 || !text.startsWith('call"', typeAt + 8)) return undefined;
-  return readFast(text) ?? readParsed(text);
+  // Cutting costs more than parsing a short tail (a few hundred bytes of path, family, stop reason).
+  const end = text.length > LONG_LINE ? prefixEnd(text) : text.length;
+  return parse(end < text.length ? `${text.slice(0, end)}}` : text);
 }
 
-function readParsed(text: string): UsageRecord | undefined {
+/** Where the members usage reads end in a line the gateway wrote (the end of the line for any other). */
+function prefixEnd(text: string): number {
+  // A quote inside a string is escaped, so `,"usage":{` (quotes unescaped) is the member itself.
+  const usageAt = text.indexOf(',"usage":{');
+  if (usageAt === -1) return text.length;
+  // The usage object holds numbers only: its first "}" closes it.
+  const costAt = text.indexOf('}', usageAt) + 1;
+  if (costAt === 0 || !text.startsWith(',"costUsd":', costAt)) return text.length;
+  const priceAt = text.indexOf(',', costAt + 11);
+  if (priceAt === -1) return text.length;
+  if (text.startsWith(',"priceKnown":true', priceAt)) return priceAt + 18;
+  if (text.startsWith(',"priceKnown":false', priceAt)) return priceAt + 19;
+  return text.length;
+}
+
+function parse(json: string): UsageRecord | undefined {
   let r: Record<string, unknown>;
   try {
-    r = JSON.parse(text);
+    r = JSON.parse(json);
   } catch {
     return undefined;
   }
   if (typeof r !== 'object' || r === null || r.type !== 'call' || typeof r.t !== 'string') return undefined;
   return usageRecordOf(r, r.t);
-}
-
-function readFast(text: string): UsageRecord | undefined {
-  const usageAt = text.indexOf(',"usage":{');
-  if (usageAt === -1) return undefined;
-  let escaped = false;
-  const member = (name: string): string | undefined => {
-    const marker = `,"${name}":"`;
-    const i = text.indexOf(marker);
-    if (i === -1 || i > usageAt) return undefined;
-    const start = i + marker.length;
-    const v = text.slice(start, text.indexOf('"', start));
-    if (v.includes('\\')) escaped = true;
-    return v;
-  };
-  const t = member('t');
-  const id = member('id');
-  const key = member('key');
-  const team = member('team');
-  const project = member('project');
-  const profile = member('profile');
-  const model = member('responseModel') ?? member('upstreamModel') ?? member('requestedModel');
-  const status = member('status');
-  if (escaped || !t) return undefined;
-  const usageEnd = text.indexOf('}', usageAt);
-  const costAt = usageEnd + 1;
-  if (usageEnd === -1 || !text.startsWith(',"costUsd":', costAt)) return undefined;
-  let usage: Record<string, unknown>;
-  try {
-    usage = JSON.parse(text.slice(usageAt + 9, usageEnd + 1));
-  } catch {
-    return undefined;
-  }
-  const costEnd = text.indexOf(',', costAt + 11);
-  const cost = Number(text.slice(costAt + 11, costEnd));
-  if (costEnd === -1 || !Number.isFinite(cost)) return undefined;
-  let priceKnown: boolean;
-  if (text.startsWith(',"priceKnown":true', costEnd)) priceKnown = true;
-  else if (text.startsWith(',"priceKnown":false', costEnd)) priceKnown = false;
-  else return undefined;
-  // A literal, not a spread: V8 keeps it on the fast path (a spread of a record costs tens of microseconds here).
-  return {
-    id,
-    t,
-    key,
-    team,
-    project,
-    profile,
-    model,
-    status,
-    input: num(usage.input),
-    output: num(usage.output),
-    cacheWrite5m: num(usage.cacheWrite5m),
-    cacheWrite1h: num(usage.cacheWrite1h),
-    cacheRead: num(usage.cacheRead),
-    costUsd: cost,
-    priceKnown,
-  };
 }
