@@ -48,6 +48,12 @@ describe('gateway keys: finding them in header values and text', () => {
     assert.deepEqual(ring.credentialsIn(`{"content":"key:\\n${key}\\n"}`), [key]);
     assert.deepEqual(ring.credentialsIn(`{"content":"{\\"k\\":\\"x\\\\n${key}\\\\t\\"}"}`), [key]);
     assert.deepEqual(ring.credentialsIn(`"\\u000a${key}"`), [key]);
+    // A key one character longer than another: "n" + the shorter key is a candidate of the longer one's length first.
+    const two = new KeyRing();
+    const longer = `${generateKey()}x`;
+    two.add({ id: 'short' }, key);
+    two.add({ id: 'long' }, longer);
+    assert.deepEqual(two.credentialsIn(`"a\\n${key}"`), [key]);
   });
 
   it('finds tokens this ring signed, expired ones too, and not tokens of another gateway', () => {

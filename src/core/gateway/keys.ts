@@ -295,6 +295,8 @@ export class KeyRing {
     for (let m = words.exec(whole); m !== null; m = words.exec(whole)) {
       const word = m[0];
       if (word !== credential && index.digests.has(hash('sha256', word, 'base64')) && hit(word)) return;
+      // Not a key: the next candidate may start inside it (a JSON escape's letter glued to a key of another length).
+      words.lastIndex = m.index + 1;
     }
   }
 
