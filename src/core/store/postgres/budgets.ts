@@ -10,7 +10,7 @@ import { channelName, checkName, DEFAULT_SCHEMA, ident, StoreError } from './sql
 export const LEASE_MS = 60_000;
 /** Settled spend is sent in batches at most this often (and at once when SYNC_CALLS settled since the last batch). */
 export const SYNC_MS = 200;
-export const SYNC_CALLS = 100;
+export const SYNC_CALLS = 1000;
 /** A replica asks for this share of a window's remaining room at a time (at least what the waiting calls need). */
 export const SLICE_FRACTION = 0.1;
 /** An unused slice is returned after this long without a call in its budget. */
