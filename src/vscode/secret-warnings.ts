@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import { profileReadiness } from '../core/readiness';
+import { describeIdentity, secretIdentity } from '../core/secret-identity';
 import { CommandId } from './command-ids';
 import type { GatewayController } from './controller';
 import type { ProfileSecrets } from './secrets';
@@ -29,7 +30,11 @@ export class SecretWarnings implements vscode.Disposable {
     if (r.ready || !r.needsSecret || this.warned.has(p.name)) return;
     this.warned.add(p.name);
     this.shown.push(p.name);
-    void vscode.window.showWarningMessage(`Claude Gateway: profile "${p.name}" (${p.provider}) has ${r.detail.replace(/^no /, 'no ')}. Claude Code calls through it will fail until it does.`, 'Set Secret').then((choice) => {
+    const elsewhere = this.secrets.boundElsewhere(p.name);
+    const text = elsewhere
+      ? `Claude Gateway: the key stored for profile "${p.name}" belongs to ${describeIdentity(elsewhere)}, and the profile now points at ${describeIdentity(secretIdentity(p))}. The gateway does not send it there until you confirm (it asks at the first call) or set the secret again.`
+      : `Claude Gateway: profile "${p.name}" (${p.provider}) has ${r.detail.replace(/^no /, 'no ')}. Claude Code calls through it will fail until it does.`;
+    void vscode.window.showWarningMessage(text, 'Set Secret').then((choice) => {
       if (choice === 'Set Secret') void vscode.commands.executeCommand(CommandId.SetProviderSecret, p.name);
     });
   }

@@ -137,6 +137,13 @@ export class ProfileSecrets implements SecretSource, vscode.Disposable {
     return !!entry && !!profile && (!entry.boundTo || sameIdentity(entry.boundTo, secretIdentity(profile)));
   }
 
+  /** The upstream a profile's stored key belongs to, when the profile now points elsewhere. */
+  boundElsewhere(name: string): SecretIdentity | undefined {
+    const entry = this.cache.get(name);
+    const profile = this.profiles.get(name);
+    return entry?.boundTo && profile && !sameIdentity(entry.boundTo, secretIdentity(profile)) ? entry.boundTo : undefined;
+  }
+
   /** Stores a profile's key, bound to where the profile points. */
   async set(profile: Profile, value: string): Promise<void> {
     const entry = { value, boundTo: secretIdentity(profile) };
