@@ -71,8 +71,50 @@ export interface RawLine {
 }
 
 /**
+ * Cuts the chunks read from one file into lines (a line may span chunks), for `readLines` and `readLinesAsync`.
+ * `push` and `end` return false when `onLine` asked to stop.
+ */
+export class LineCutter {
+  private carry: Buffer[] = [];
+  private lineNo = 0;
+
+  constructor(
+    private readonly file: string,
+    private readonly onLine: (l: RawLine) => boolean | void,
+  ) {}
+
+  /** The first `n` bytes of `buf` (which is reused for the next chunk). */
+  push(buf: Buffer, n: number): boolean {
+    let start = 0;
+    let nl: number;
+    while ((nl = buf.indexOf(10, start)) !== -1 && nl < n) {
+      let text: string;
+      if (this.carry.length) {
+        this.carry.push(buf.subarray(start, nl));
+        text = Buffer.concat(this.carry).toString('utf8');
+        this.carry = [];
+      } else {
+        text = buf.toString('utf8', start, nl);
+      }
+      start = nl + 1;
+      this.lineNo++;
+      if (this.onLine({ file: this.file, line: this.lineNo, text, complete: true }) === false) return false;
+    }
+    if (start < n) this.carry.push(Buffer.from(buf.subarray(start, n)));
+    return true;
+  }
+
+  /** The file ended: a last line without its newline comes with `complete: false`. */
+  end(): boolean {
+    if (!this.carry.length) return true;
+    return this.onLine({ file: this.file, line: this.lineNo + 1, text: Buffer.concat(this.carry).toString('utf8'), complete: false }) !== false;
+  }
+}
+
+/**
  * Reads files line by line in large chunks (files can be bigger than a JS string may be), calling `onLine`
- * for each. Stops early when `onLine` returns false.
+ * for each. Stops early when `onLine` returns false. Synchronous: for the CLI and for the start of a gateway (a
+ * serving gateway reads with `readLinesAsync`, audit-scan.ts).
  */
 export function readLines(files: string[], onLine: (l: RawLine) => boolean | void, chunkSize = 8 << 20): void {
   const buf = Buffer.allocUnsafe(chunkSize);
@@ -85,32 +127,13 @@ export function readLines(files: string[], onLine: (l: RawLine) => boolean | voi
       throw err;
     }
     try {
-      let carry: Buffer[] = [];
-      let lineNo = 0;
+      const cut = new LineCutter(file, onLine);
       for (;;) {
         const n = fs.readSync(fd, buf, 0, chunkSize, null);
         if (n === 0) break;
-        let start = 0;
-        let nl: number;
-        while ((nl = buf.indexOf(10, start)) !== -1 && nl < n) {
-          let text: string;
-          if (carry.length) {
-            carry.push(buf.subarray(start, nl));
-            text = Buffer.concat(carry).toString('utf8');
-            carry = [];
-          } else {
-            text = buf.toString('utf8', start, nl);
-          }
-          start = nl + 1;
-          lineNo++;
-          if (onLine({ file, line: lineNo, text, complete: true }) === false) return;
-        }
-        if (start < n) carry.push(Buffer.from(buf.subarray(start, n)));
+        if (!cut.push(buf, n)) return;
       }
-      if (carry.length) {
-        const text = Buffer.concat(carry).toString('utf8');
-        if (onLine({ file, line: lineNo + 1, text, complete: false }) === false) return;
-      }
+      if (!cut.end()) return;
     } finally {
       fs.closeSync(fd);
     }
