@@ -151,6 +151,18 @@ describe('usage index: memory and files give the same answer', () => {
     for (const q of queries) assert.deepEqual(await index.report(q), await usageReport(dir, q, now), JSON.stringify(q));
   });
 
+  it('when a new month begins, the days no longer kept are read from the files', async () => {
+    let clock = now;
+    const index = new UsageIndex(dir, { now: () => clock });
+    await index.seed();
+    clock = T('2026-12-20T08:00:00.000Z');
+    index.add(usageRecordOf(callFields({ id: 'late', costUsd: 2 }), '2026-12-20T08:00:00.000Z'));
+    assert.equal(index.keptFrom, '2026-12-01');
+    assert.equal(index.table.day('2026-11-21'), undefined);
+    const q: UsageQuery = { since: T('2026-11-01T00:00:00Z'), until: T('2026-12-19T00:00:00Z'), by: 'day' };
+    assert.deepEqual(await index.report(q), await usageReport(dir, q, clock));
+  });
+
   it('a call added while the seed reads the files is counted once, whether or not the seed read its record', async () => {
     const index = new UsageIndex(dir, { now: () => now });
     const seeding = index.seed();
