@@ -3,7 +3,7 @@
 import * as assert from 'node:assert/strict';
 import { bedrockChunk, encodeEventStreamMessage, EventStreamUsageTap } from '../../src/core/streams/eventstream';
 import { deltaOutputBytes, ESTIMATE_BYTES_PER_TOKEN, JsonUsageTap, SseUsageTap, UsageCollector, type UsageTap } from '../../src/core/streams/usage';
-import { DEFAULT_RESERVED_OUTPUT, MAX_RESERVED_OUTPUT, PriceTable, reservationUsd } from '../../src/core/accounting/pricing';
+import { DEFAULT_RESERVED_OUTPUT, MAX_RESERVED_OUTPUT, MIN_RESERVED_INPUT, PriceTable, reservationUsd } from '../../src/core/accounting/pricing';
 
 function feed(tap: UsageTap, body: Buffer, size: number): UsageTap {
   for (let i = 0; i < body.length; i += size) tap.write(body.subarray(i, i + size));
@@ -203,17 +203,18 @@ describe('budget reservations: the most a call can cost', () => {
   const sonnet = new PriceTable().price('sonnet-4');
 
   it('max_tokens at the output price plus the body at 3 bytes per input token', () => {
-    assert.equal(reservationUsd(sonnet, 4000, 3000), (1000 * 3 + 4000 * 15) / 1e6);
+    assert.equal(reservationUsd(sonnet, 4000, 30_000), (10_000 * 3 + 4000 * 15) / 1e6);
   });
 
-  it(`without max_tokens a body reserves ${DEFAULT_RESERVED_OUTPUT} output tokens; no body, no output`, () => {
-    assert.equal(reservationUsd(sonnet, undefined, 300), (100 * 3 + DEFAULT_RESERVED_OUTPUT * 15) / 1e6);
-    assert.equal(reservationUsd(sonnet, undefined, 0), 0);
+  it(`at least ${MIN_RESERVED_INPUT} input tokens; without max_tokens a body reserves ${DEFAULT_RESERVED_OUTPUT} output tokens; no body, no output`, () => {
+    assert.equal(reservationUsd(sonnet, 16, 300), (MIN_RESERVED_INPUT * 3 + 16 * 15) / 1e6);
+    assert.equal(reservationUsd(sonnet, undefined, 300), (MIN_RESERVED_INPUT * 3 + DEFAULT_RESERVED_OUTPUT * 15) / 1e6);
+    assert.equal(reservationUsd(sonnet, undefined, 0), (MIN_RESERVED_INPUT * 3) / 1e6);
   });
 
   it(`an absurd max_tokens is reserved at ${MAX_RESERVED_OUTPUT}; a nonsensical one at the default`, () => {
-    assert.equal(reservationUsd(sonnet, 1e12, 0), (MAX_RESERVED_OUTPUT * 15) / 1e6);
-    assert.equal(reservationUsd(sonnet, Number.NaN, 3), (1 * 3 + DEFAULT_RESERVED_OUTPUT * 15) / 1e6);
-    assert.equal(reservationUsd(sonnet, -5, 3), (1 * 3 + DEFAULT_RESERVED_OUTPUT * 15) / 1e6);
+    assert.equal(reservationUsd(sonnet, 1e12, 0), (MIN_RESERVED_INPUT * 3 + MAX_RESERVED_OUTPUT * 15) / 1e6);
+    assert.equal(reservationUsd(sonnet, Number.NaN, 3), (MIN_RESERVED_INPUT * 3 + DEFAULT_RESERVED_OUTPUT * 15) / 1e6);
+    assert.equal(reservationUsd(sonnet, -5, 3), (MIN_RESERVED_INPUT * 3 + DEFAULT_RESERVED_OUTPUT * 15) / 1e6);
   });
 });

@@ -144,6 +144,12 @@ export function costOf(p: FamilyPrice, u: Usage): number {
 
 /** Request-body bytes per input token in a reservation: the estimate's 3 (an upper bound for text and JSON; images count as their base64). */
 export const RESERVE_BYTES_PER_TOKEN = ESTIMATE_BYTES_PER_TOKEN;
+/**
+ * The least input a reservation counts, 1,000 tokens (the floor of the gateway's earlier estimate): a body this
+ * small is rare (Claude Code's system prompt alone is larger), and an upstream that reports more than the body holds
+ * (a proxy that adds its own prompt) is still bounded.
+ */
+export const MIN_RESERVED_INPUT = 1000;
 /** Output reserved for a request with a body but no `max_tokens` (an API other than Messages): 4,096 tokens. */
 export const DEFAULT_RESERVED_OUTPUT = 4096;
 /** The most output one call can produce (128k, with the output-128k beta): a larger `max_tokens` is reserved at this. */
@@ -151,10 +157,12 @@ export const MAX_RESERVED_OUTPUT = 128_000;
 
 /**
  * The most a call can cost, for its budget reservation: `max_tokens` of output at the output price, and the request
- * body's size in input tokens at the input price (cache writes cost more and cache reads less; both are left out).
+ * body's size in input tokens (at least MIN_RESERVED_INPUT) at the input price (cache writes cost more and cache reads
+ * less; both are left out).
  */
 export function reservationUsd(p: FamilyPrice, maxTokens: number | undefined, requestBytes: number | undefined): number {
   const bytes = requestBytes ?? 0;
+  const input = Math.max(MIN_RESERVED_INPUT, bytes / RESERVE_BYTES_PER_TOKEN);
   const output = maxTokens !== undefined && Number.isFinite(maxTokens) && maxTokens > 0 ? Math.min(maxTokens, MAX_RESERVED_OUTPUT) : bytes > 0 ? DEFAULT_RESERVED_OUTPUT : 0;
-  return ((bytes / RESERVE_BYTES_PER_TOKEN) * p.input + output * p.output) / 1e6;
+  return (input * p.input + output * p.output) / 1e6;
 }
