@@ -231,6 +231,34 @@ describe('store (PostgreSQL): budgets shared by three replicas through leases', 
     assert.ok(Math.abs((await spentInDb('key:outage')) - before - 0.01) < 1e-9, 'the spend settled during the outage was written');
   });
 
+  it('at the end of a window, unsent spend and the lease are settled in the window they belong to; the next window starts from nothing', async () => {
+    const ledger = new PgBudgetLedger(cluster.pool(cluster.servingUrl, 2), [{ scope: 'key:roll', usd: 1, period: 'day' }], { replica: 'roller' });
+    try {
+      const today = Date.now();
+      const tomorrow = today + 86_400_000;
+      const a = await ledger.reserve(['key:roll'], 0.01, today);
+      assert.ok(!isStoreRefusal(a));
+      ledger.settle(a, ['key:roll'], 0.01, today);
+      // The next call comes after midnight UTC, before the batch was sent.
+      const b = await ledger.reserve(['key:roll'], 0.01, tomorrow);
+      assert.ok(!isStoreRefusal(b));
+      ledger.settle(b, ['key:roll'], 0.02, tomorrow);
+      const status = (await ledger.refresh(tomorrow)).find((s) => s.scope === 'key:roll')!;
+      assert.ok(Math.abs(status.spentUsd - 0.02) < 1e-9, `the new window holds only its own spend ($${status.spentUsd})`);
+      assert.equal(status.resetsAt, new Date(Math.floor(tomorrow / 86_400_000 + 1) * 86_400_000).toISOString());
+      const rows = await owner.query<{ d: Date; spent: number }>(`SELECT window_start AS d, spent_usd AS spent FROM ccgw.budget_windows WHERE scope = 'key:roll' ORDER BY window_start`);
+      assert.deepEqual(
+        rows.rows.map((r) => Number(r.spent.toFixed(6))),
+        [0.01, 0.02],
+        'each window got its own spend',
+      );
+      const leases = await owner.query<{ w: Date }>(`SELECT window_start AS w FROM ccgw.budget_leases WHERE replica = 'roller'`);
+      assert.ok(leases.rows.every((r) => r.w.getTime() === rows.rows[1].d.getTime()), "the old window's lease was returned");
+    } finally {
+      await ledger.close();
+    }
+  });
+
   it('a replica killed with kill -9 holds its budget slice and leased admissions only until its lease ends; then the others get them', async () => {
     const leaseMs = 3000;
     const child: ChildProcess = spawn(process.execPath, ['--require', 'tsx/cjs', path.join(__dirname, '../helpers/store-pg-child.ts'), cluster.servingUrl, 'doomed', String(leaseMs)], {

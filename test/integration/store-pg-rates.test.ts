@@ -94,6 +94,23 @@ describe('store (PostgreSQL): rate limits shared by three replicas through lease
     assert.ok(r.retryAfterSeconds >= 55 && r.retryAfterSeconds <= 60, `retry-after ${r.retryAfterSeconds}`);
   });
 
+  it('a config reload that drops or changes a limit returns its unused lease', async () => {
+    const limiter = new PgRateLimiter(cluster.pool(cluster.servingUrl, 2), [{ scope: 'key:reload', requestsPerMinute: 100 }], { replica: 'reloader', clock });
+    try {
+      assert.ok(!isRateRefusal(await limiter.admit(['key:reload'], clock())));
+      const held = async () =>
+        (await owner.query<{ n: string }>(`SELECT coalesce(sum(outstanding), 0) AS n FROM ccgw.rate_leases WHERE replica = 'reloader' AND scope = 'key:reload'`)).rows[0].n;
+      assert.ok(Number(await held()) > 0, 'it holds leased admissions');
+      limiter.configure([{ scope: 'key:reload', requestsPerMinute: 200 }]);
+      await limiter.flush();
+      assert.equal(Number(await held()), 0, "the old limit's lease was returned");
+      const used = await owner.query<{ n: number }>(`SELECT coalesce(sum(n), 0)::int AS n FROM ccgw.rate_slots WHERE scope = 'key:reload'`);
+      assert.equal(used.rows[0].n, 1, 'and its admission reported');
+    } finally {
+      await limiter.close();
+    }
+  });
+
   it('with PostgreSQL stopped, a replica admits from the admissions it holds and refuses with a StoreError when it needs more; counts are reported on return', async () => {
     const a = limiters[0];
     assert.ok(!isRateRefusal(await a.admit(['key:outage'])));

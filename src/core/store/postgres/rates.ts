@@ -80,6 +80,8 @@ export class PgRateLimiter implements Disposable {
   private readonly leaseMs: number;
   private readonly clock: () => number;
   private closed = false;
+  /** Limits dropped by a config reload whose counts and lease are still to be reported and returned. */
+  private retired: Limit[] = [];
   /** Set while the database cannot be reached for a report or a lease. */
   failure?: { code: string; message: string };
 
@@ -96,8 +98,10 @@ export class PgRateLimiter implements Disposable {
     this.timer.unref();
   }
 
+  /** Replaces the limits (config reload), keeping the state of unchanged ones; a dropped limit's unused lease is returned. */
   configure(limits: readonly RateLimitConfig[]): void {
     const old = this.byScope;
+    const before = this.limits;
     this.byScope = new Map();
     this.limits = [];
     for (const config of limits) {
@@ -125,6 +129,7 @@ export class PgRateLimiter implements Disposable {
       this.byScope.set(config.scope, list);
       this.limits.push(l);
     }
+    for (const l of before) if (!this.limits.includes(l)) this.retired.push(l);
   }
 
   get size(): number {
@@ -279,7 +284,7 @@ export class PgRateLimiter implements Disposable {
         const idle = l.waiting === 0 && now - l.lastActivity > IDLE_RETURN_MS;
         // Never below what is held (admissions may be taken from it while the sync is in flight), unless returning it: then
         // it is given up here first, so that nothing is admitted from room on its way back.
-        const want = this.closed || idle ? 0 : Math.max(this.desiredFree(l), l.lease);
+        const want = this.closed || idle || this.retired.includes(l) ? 0 : Math.max(this.desiredFree(l), l.lease);
         l.lease = Math.min(l.lease, want);
         const [seconds, counts] = arrays(l.sendingUsed);
         const sentAt = this.clock();
@@ -335,6 +340,13 @@ export class PgRateLimiter implements Disposable {
   /** Reports due counts, returns idle leases and renews held ones. */
   private tick(): void {
     const now = this.clock();
+    for (const l of this.retired) {
+      if (!l.syncing) {
+        void this.sync(l).then((ok) => {
+          if (ok) this.retired = this.retired.filter((x) => x !== l);
+        });
+      }
+    }
     for (const l of this.limits) {
       if (l.syncing) continue;
       const idle = l.waiting === 0 && now - l.lastActivity > IDLE_RETURN_MS && l.lease > 0;
@@ -346,7 +358,7 @@ export class PgRateLimiter implements Disposable {
 
   /** Reports every count now and reads the shared minutes back. */
   async flush(): Promise<void> {
-    await Promise.all(this.limits.map((l) => this.sync(l)));
+    await Promise.all([...this.limits, ...this.retired].map((l) => this.sync(l)));
   }
 
   dispose(): void {
