@@ -132,3 +132,49 @@ for (const mode of ['redacted', 'full'] as const) {
     });
   });
 }
+
+/** With audit.bodies "none" no body is stored, but error lines are: a failing apiKeyHelper's stderr can repeat a key. */
+describe('abuse: a failing helper that prints a key leaves it in no error message and no audit line', () => {
+  let upstream: MockAnthropic;
+  let dir: string;
+  let gw: TestGateway;
+  const fileKey = `provider-key-in-a-file-${randomBytes(12).toString('hex')}`;
+
+  before(async () => {
+    upstream = await new MockAnthropic().start();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ccgw-leaks-helper-'));
+    const file = path.join(dir, 'anthropic.key');
+    fs.writeFileSync(file, `${fileKey}\n`);
+    gw = await startGateway({
+      profiles: [
+        { name: 'file', provider: 'anthropic', apiKeyFile: file, baseUrl: upstream.url },
+        { name: 'broken', provider: 'anthropic', apiKeyHelper: `echo "rejected key $(cat '${file}')" >&2; exit 3`, baseUrl: upstream.url },
+      ],
+    });
+  });
+  after(async () => {
+    await gw.close();
+    await upstream.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the 502 names the helper and its stderr with the key redacted; the audit line too', async () => {
+    const send = (profile: string) =>
+      fetch(`${gw.url}/profiles/${profile}/v1/messages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${gw.key}`, 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
+        body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }),
+      });
+    const ok = await send('file');
+    assert.equal(ok.status, 200);
+    await ok.text();
+    const res = await send('broken');
+    const text = await res.text();
+    assert.equal(res.status, 502);
+    assert.match(text, /apiKeyHelper of profile \\"broken\\" failed: exited with status 3 \(rejected key \[redacted\]\)/);
+    assert.ok(!text.includes(fileKey), text);
+    const calls = await writtenCalls(gw.auditDir);
+    assert.match(String(calls.at(-1)!.error), /rejected key \[redacted\]/);
+    assert.ok(!allText(gw.auditDir).includes(fileKey), 'the key is in the audit log');
+  });
+});

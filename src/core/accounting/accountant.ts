@@ -202,7 +202,7 @@ export class Accounting implements Accountant, Disposable {
   private write(c: SettledCall, family: string | undefined): void {
     const now = Date.now();
     // The head's spend counts exactly the records that will be written (a dropped one is a gap, not spend it names).
-    const record = callRecord(c, family, this.scrubber);
+    const record = callRecord(c, family, this.scrubber, this.securityScrubber);
     if (!this.audit.appendSoon('call', record as unknown as Record<string, unknown>, now)) return;
     if (c.costUsd && this.ledger.size) this.spend.add(scopesOf(c), c.costUsd, now);
     this.usageIndex.add(usageRecordOf(record, new Date(now).toISOString()));

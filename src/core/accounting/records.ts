@@ -47,8 +47,11 @@ export interface CallRecord {
 
 const round = (n: number | undefined) => (n === undefined ? undefined : Math.round(n * 1000) / 1000);
 
-/** The audit record of a settled call; `bodies` decides whether the (scrubbed) request is kept. */
-export function callRecord(c: SettledCall, family: string | undefined, scrub?: Scrubber): CallRecord {
+/**
+ * The audit record of a settled call; `scrub` (audit bodies on) decides whether the (scrubbed) request is kept.
+ * `lineScrub` removes credentials from the error line when bodies are off (a helper's stderr can repeat a key).
+ */
+export function callRecord(c: SettledCall, family: string | undefined, scrub?: Scrubber, lineScrub?: Scrubber): CallRecord {
   return {
     id: c.requestId,
     key: c.key.id,
@@ -79,7 +82,7 @@ export function callRecord(c: SettledCall, family: string | undefined, scrub?: S
     family,
     stopReason: c.stopReason,
     errorType: c.errorType,
-    error: c.status !== 'ok' && c.errorMessage ? errorLine(c.errorMessage, scrub) : undefined,
+    error: c.status !== 'ok' && c.errorMessage ? errorLine(c.errorMessage, scrub ?? lineScrub) : undefined,
     request: scrub && (c.requestBody || c.requestHeaders) ? { headers: c.requestHeaders && scrub.headers(c.requestHeaders), body: c.requestBody && scrub.text(c.requestBody.toString('utf8')) } : undefined,
   };
 }

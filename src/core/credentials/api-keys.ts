@@ -89,7 +89,7 @@ export class ApiKeyResolver {
     if (cached && cached.expiresAt > Date.now()) return Promise.resolve(cached.value);
     const inFlight = this.running.get(profile.name);
     if (inFlight) return inFlight;
-    const run = runHelper(profile, this.env)
+    const run = runHelper(profile, this.env, this.held)
       .then((value) => {
         const ttl = profile.apiKeyHelperTtlMs ?? DEFAULT_HELPER_TTL_MS;
         this.cache.set(profile.name, { value, expiresAt: Date.now() + ttl });
@@ -105,7 +105,7 @@ export class ApiKeyResolver {
  * Runs the helper command as the user wrote it (through /bin/sh, like Claude Code's own apiKeyHelper);
  * nothing from requests or other config values is interpolated into it.
  */
-function runHelper(profile: Profile, env: NodeJS.ProcessEnv): Promise<string> {
+function runHelper(profile: Profile, env: NodeJS.ProcessEnv, held: Iterable<string>): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
       '/bin/sh',
@@ -115,7 +115,7 @@ function runHelper(profile: Profile, env: NodeJS.ProcessEnv): Promise<string> {
         if (err) {
           const why = (err as NodeJS.ErrnoException & { killed?: boolean }).killed
             ? `timed out after ${HELPER_TIMEOUT_MS / 1000} s`
-            : `exited with ${typeof err.code === 'number' ? `status ${err.code}` : err.code ?? 'an error'}${firstLine(stderr)}`;
+            : `exited with ${typeof err.code === 'number' ? `status ${err.code}` : err.code ?? 'an error'}${firstLine(stderr, held)}`;
           reject(new Errors.HelperFailed(profile.name, why));
           return;
         }
@@ -127,7 +127,10 @@ function runHelper(profile: Profile, env: NodeJS.ProcessEnv): Promise<string> {
   });
 }
 
-function firstLine(stderr: string): string {
-  const line = stderr.split('\n').find((l) => l.trim())?.trim();
-  return line ? ` (${line.slice(0, 200)})` : '';
+/** The helper's first line of stderr for the error message, without any secret the gateway holds (it may print a key). */
+function firstLine(stderr: string, held: Iterable<string>): string {
+  let line = stderr.split('\n').find((l) => l.trim())?.trim();
+  if (!line) return '';
+  for (const secret of held) if (line.includes(secret)) line = line.split(secret).join('[redacted]');
+  return ` (${line.slice(0, 200)})`;
 }
