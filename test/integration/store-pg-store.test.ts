@@ -1,5 +1,7 @@
 import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
 import { BudgetLedger, isRefusal } from '../../src/core/accounting/budgets';
 import { isRateRefusal, RateLimiter } from '../../src/core/accounting/rate-limits';
 import type { BudgetConfig, RateLimitConfig } from '../../src/core/config/schema';
@@ -141,5 +143,38 @@ describe('store (PostgreSQL): one replica\'s store, its health, and admission wi
     await store.audit.whenWritten();
     assert.equal(store.audit.lastSeq, before + 1);
     assert.equal(store.audit.failure, undefined);
+  });
+
+  it('a database that stops answering (its processes frozen, as in a network partition) fails what needs it within the query timeout; it recovers when they resume', async () => {
+    const hung = await PgStore.open({
+      url: cluster.servingUrl,
+      instanceId: randomUUID(),
+      budgets: [{ scope: 'key:hung', usd: 10, period: 'day' }],
+      rateLimits: [],
+      queryTimeoutMs: 1000,
+      connectTimeoutMs: 1000,
+    });
+    // The server's processes: the postmaster (parent of a backend) and its children, all of this test's own cluster.
+    const backend = (await hung.pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+    const postmaster = Number(fs.readFileSync(`/proc/${backend}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+    const children = execFileSync('pgrep', ['-P', String(postmaster)], { encoding: 'utf8' }).trim().split('\n').map(Number);
+    const pids = [postmaster, ...children];
+    try {
+      for (const pid of pids) process.kill(pid, 'SIGSTOP');
+      const t0 = performance.now();
+      await assert.rejects(Promise.resolve(hung.budgets.reserve(['key:hung'], 0.01, Date.now())), (err: Error) => err instanceof StoreError && (err as StoreError).code === 'CCGW_STORE_UNAVAILABLE');
+      const ms = performance.now() - t0;
+      console.log(`      frozen database: a call that needs it failed after ${ms.toFixed(0)} ms (query timeout 1000 ms)`);
+      assert.ok(ms < 3000, `within the timeout, not held (${ms.toFixed(0)} ms)`);
+      hung.audit.append('call', { key: 'alice', during: 'freeze' });
+      assert.equal(await hung.audit.flush(), false);
+      assert.ok(hung.failure);
+    } finally {
+      for (const pid of pids) process.kill(pid, 'SIGCONT');
+    }
+    await hung.audit.whenWritten();
+    const hold = await hung.budgets.reserve(['key:hung'], 0.01, Date.now());
+    assert.ok(!isStoreRefusal(hold), 'admits again once the database answers');
+    await hung.close();
   });
 });

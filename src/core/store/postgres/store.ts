@@ -18,6 +18,11 @@ export interface PgStoreOptions {
   poolSize?: number;
   /** How long to wait for a connection (default 5000 ms). */
   connectTimeoutMs?: number;
+  /**
+   * How long one query may take before it counts as a failure (default 5000 ms), so that a database that stops
+   * answering (a network partition, a hung server) fails calls that need it instead of holding them.
+   */
+  queryTimeoutMs?: number;
   /** This replica's instance id: its audit chain and the name of its leases. */
   instanceId: string;
   /** The audit chain key (HMAC); without one, chains are plain SHA-256. */
@@ -58,16 +63,21 @@ export class PgStore implements Disposable {
   static async open(o: PgStoreOptions): Promise<PgStore> {
     const schema = checkName(o.schema ?? DEFAULT_SCHEMA, 'store.schema');
     const config: PoolConfig = { connectionString: o.url, max: o.poolSize ?? 10, connectionTimeoutMillis: o.connectTimeoutMs ?? 5000, keepAlive: true };
-    const pool = new Pool(config);
+    const pool = new Pool({ ...config, query_timeout: o.queryTimeoutMs ?? 5000 });
     // An idle connection that breaks (the server restarted) is reported here; the next query gets a new one.
     pool.on('error', () => undefined);
     let notifier: PgNotifier | undefined;
     try {
-      const migration = await migrate(pool, { schema }).catch((err: unknown) => {
-        if (err instanceof StoreError) throw err;
-        const e = err as { code?: string; message?: string };
-        throw new StoreError(`the store (PostgreSQL at ${redactUrl(o.url)}) cannot be reached: ${e.message ?? e.code}`, 'CCGW_STORE_UNAVAILABLE', { cause: err });
-      });
+      // Migrating waits on the other replicas' migration lock for as long as they take: a pool without the query timeout.
+      const migrating = new Pool({ ...config, max: 1 });
+      migrating.on('error', () => undefined);
+      const migration = await migrate(migrating, { schema })
+        .catch((err: unknown) => {
+          if (err instanceof StoreError) throw err;
+          const e = err as { code?: string; message?: string };
+          throw new StoreError(`the store (PostgreSQL at ${redactUrl(o.url)}) cannot be reached: ${e.message ?? e.code}`, 'CCGW_STORE_UNAVAILABLE', { cause: err });
+        })
+        .finally(() => migrating.end().catch(() => undefined));
       notifier = new PgNotifier({ connectionString: o.url, connectionTimeoutMillis: config.connectionTimeoutMillis }, [PgKeyStore.channel(schema), PgBudgetLedger.channel(schema)]);
       await notifier.start();
       const keys = new PgKeyStore(pool, schema, notifier);
