@@ -62,13 +62,16 @@ describe('store (PostgreSQL): one replica\'s store, its health, and admission wi
       queries++;
       return query(...a);
     };
-    /** 20,000 admissions, 100 per event-loop turn; CPU time of the process per admission (the store's batches included). */
+    /**
+     * 20,000 admissions, 100 every 10 ms (10,000 a second, more than one replica serves: the bench's 32 connections
+     * give a few thousand calls a second); CPU time of the process per admission, the store's batches included.
+     */
     const run = async (admitOne: () => boolean): Promise<{ us: number; waited: number }> => {
       let waited = 0;
       const c0 = process.cpuUsage();
       for (let turn = 0; turn < 200; turn++) {
         for (let i = 0; i < 100; i++) if (!admitOne()) waited++;
-        await new Promise((r) => setImmediate(r));
+        await new Promise((r) => setTimeout(r, 10));
       }
       const c = process.cpuUsage(c0);
       return { us: (c.user + c.system) / 20_000, waited };
@@ -117,9 +120,7 @@ describe('store (PostgreSQL): one replica\'s store, its health, and admission wi
       `      20,000 admissions: ${pg.waited} waited on the database (budget ${budgetWaits}, rate ${rateWaits}); ${pgQueries} queries in all (settle batches and leases); ` +
         `CPU ${pg.us.toFixed(2)} us a call with the store vs ${files.us.toFixed(2)} us with the in-memory BudgetLedger and RateLimiter`,
     );
-    // At this rate (some 60,000 admissions a second) a slice can run out before its top-up arrives when the machine is
-    // busy; a few percent wait then (a real gateway admits a few thousand a second at most).
-    assert.ok(pg.waited <= 1000, `under 5 % of admissions waited (${pg.waited})`);
+    assert.equal(pg.waited, 0, 'no admission waited on the database');
     assert.ok(pgQueries < 2000, `far fewer queries than calls (${pgQueries})`);
     const statuses = await store.budgets.refresh();
     const alice = statuses.find((s) => s.scope === 'key:alice')!;

@@ -132,7 +132,7 @@ export class PgBudgetLedger implements Disposable {
     this.channel = channelName(schema, 'budgets');
     this.leaseMs = options.leaseMs ?? LEASE_MS;
     this.syncMs = options.syncMs ?? SYNC_MS;
-    this.configure(budgets);
+    this.apply(budgets, Date.now());
     this.timer = setInterval(() => this.tick(), this.syncMs);
     this.timer.unref();
     if (options.notifier) {
@@ -158,10 +158,24 @@ export class PgBudgetLedger implements Disposable {
   }
 
   /**
-   * Replaces the configured budgets (config reload), keeping the state of the same scope and period, and writes each
-   * limit to the database (which tells the other replicas when it changed). Resolves when written.
+   * Replaces the configured budgets (at start and on a config reload), keeping the state of the same scope and period,
+   * and writes each limit to the database, which tells the other replicas when it changed: replicas should share one
+   * config, and the last one to start or reload sets the limits for all. Resolves when written (a failure is kept in
+   * `failure`).
    */
   configure(budgets: readonly BudgetConfig[], now = Date.now()): Promise<void> {
+    this.apply(budgets, now);
+    return Promise.all(
+      this.slices.map((s) =>
+        this.pool
+          .query(`SELECT ${this.fn}.budget_configure($1, $2, $3, $4, $5)`, [s.scope, s.period, new Date(s.window.start), new Date(s.window.end), s.configuredUsd])
+          .catch((err) => this.fail(err)),
+      ),
+    ).then(() => undefined);
+  }
+
+  /** The configured budgets, here only. */
+  private apply(budgets: readonly BudgetConfig[], now: number): void {
     const old = new Map(this.slices.map((s) => [`${s.scope}|${s.period}`, s]));
     this.slices = budgets.map((b) => {
       const prev = old.get(`${b.scope}|${b.period}`);
@@ -180,13 +194,6 @@ export class PgBudgetLedger implements Disposable {
       list.push(s);
       this.byScope.set(s.scope, list);
     }
-    return Promise.all(
-      this.slices.map((s) =>
-        this.pool
-          .query(`SELECT ${this.fn}.budget_configure($1, $2, $3, $4, $5)`, [s.scope, s.period, new Date(s.window.start), new Date(s.window.end), s.configuredUsd])
-          .catch((err) => this.fail(err)),
-      ),
-    ).then(() => undefined);
   }
 
   private fresh(scope: string, period: Period, usd: number, now: number): Slice {
@@ -296,15 +303,20 @@ export class PgBudgetLedger implements Disposable {
     const s = this.slices.find((x) => x.scope === scope && x.period === period);
     if (!s) return false;
     this.roll(s, at);
-    const r = await this.pool.query<{ lim: number }>(`SELECT ${this.fn}.budget_override($1, $2, $3, $4, $5, $6, $7) AS lim`, [
-      scope,
-      period,
-      new Date(s.window.start),
-      new Date(s.window.end),
-      s.configuredUsd,
-      usd ?? null,
-      by ?? null,
-    ]);
+    const r = await this.pool
+      .query<{ lim: number }>(`SELECT ${this.fn}.budget_override($1, $2, $3, $4, $5, $6, $7) AS lim`, [
+        scope,
+        period,
+        new Date(s.window.start),
+        new Date(s.window.end),
+        s.configuredUsd,
+        usd ?? null,
+        by ?? null,
+      ])
+      .catch((err: unknown) => {
+        this.fail(err);
+        throw new StoreError(`the store (PostgreSQL) cannot be reached to override the ${scope} budget (${this.failure?.code ?? 'error'})`, 'CCGW_STORE_UNAVAILABLE', { cause: err });
+      });
     this.applyLimit(s, r.rows[0].lim, usd !== undefined);
     return true;
   }

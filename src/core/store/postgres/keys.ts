@@ -59,6 +59,8 @@ export class PgKeyStore implements Disposable {
   readonly onDidChange: Event<KeyChange> = this.changes.event;
   /** Set when a reload after a reconnect failed (it is tried again at the next reconnect). */
   reloadError?: Error;
+  /** Notifications heard while a reload reads the table. */
+  private deferred?: string[];
 
   constructor(
     private readonly pool: Pool,
@@ -120,20 +122,32 @@ export class PgKeyStore implements Disposable {
     return r.rows[0] ? toKey(r.rows[0]) : undefined;
   }
 
-  /** Reads the whole table and sends it as one `reload` (after a reconnect; also usable at start). */
+  /**
+   * Reads the whole table and sends it as one `reload` (after a reconnect; also usable at start). Changes heard while
+   * it reads are sent again after it, since the table may have been read before them.
+   */
   async reload(): Promise<StoredKey[] | undefined> {
+    const deferred = (this.deferred ??= []);
     try {
       const keys = await this.list();
       this.reloadError = undefined;
+      this.deferred = undefined;
       this.changes.fire({ kind: 'reload', keys });
       return keys;
     } catch (err) {
       this.reloadError = err as Error;
+      this.deferred = undefined;
       return undefined;
+    } finally {
+      for (const payload of deferred) this.heard(payload);
     }
   }
 
   private heard(payload: string): void {
+    if (this.deferred) {
+      this.deferred.push(payload);
+      return;
+    }
     let msg: { op?: string; id?: string; key?: KeyRow };
     try {
       msg = JSON.parse(payload);
