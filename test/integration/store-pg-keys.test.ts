@@ -124,6 +124,51 @@ describe('store (PostgreSQL): keys and their change feed', function () {
     assert.ok(b.notifier.listening);
   });
 
+  it('a change heard while the table is being re-read is applied after the reload, not lost under it', async () => {
+    // B reads the table (its snapshot is taken), A creates a key, B hears it, and only then does B's read return.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let hold = true;
+    const query = b.pool.query.bind(b.pool) as (...args: unknown[]) => Promise<unknown>;
+    (b.pool as unknown as { query: (...args: unknown[]) => Promise<unknown> }).query = async (...args: unknown[]) => {
+      const r = await query(...args);
+      if (hold && typeof args[0] === 'string' && args[0].startsWith('SELECT') && args[0].includes('ORDER BY id')) {
+        hold = false;
+        await gate;
+      }
+      return r;
+    };
+    const ring = new Map<string, string | undefined>();
+    const sub = b.keys.onDidChange((c) => {
+      if (c.kind === 'reload') {
+        ring.clear();
+        for (const k of c.keys) ring.set(k.id, k.revokedAt);
+      } else if (c.kind === 'upsert') ring.set(c.key.id, c.key.revokedAt);
+      else ring.delete(c.id);
+    });
+    try {
+      const reloaded = b.keys.reload();
+      while (hold) await new Promise((r) => setImmediate(r));
+      const heard = new Promise<void>((resolve) => {
+        const n = b.notifier.onNotice((x) => {
+          if (x.payload.includes('"during-reload"')) {
+            n.dispose();
+            resolve();
+          }
+        });
+      });
+      await a.keys.create({ id: 'during-reload', secret: 'ccgw-during-reload-secret-0000000' });
+      await heard;
+      release();
+      const keys = await reloaded;
+      assert.ok(!keys?.some((k) => k.id === 'during-reload'), 'the read was taken before the key existed');
+      assert.ok(ring.has('during-reload'), 'yet the key is known: its change was applied after the reload');
+    } finally {
+      sub.dispose();
+      (b.pool as unknown as { query: unknown }).query = query;
+    }
+  });
+
   it('after the server itself restarts, both replicas reconnect and hear changes again', async () => {
     const back = [a, b].map(
       (r) =>
