@@ -4,6 +4,7 @@ import type { Pool } from 'pg';
 import { PgAuditLog } from '../../src/core/store/postgres/audit';
 import { verifyStoreAudit } from '../../src/core/store/postgres/audit-verify';
 import { grantServingRole, migrate } from '../../src/core/store/postgres/migrate';
+import { storeUsageReport } from '../../src/core/store/postgres/usage';
 import { SERVING, startStoreCluster, type StoreCluster } from '../helpers/store-pg';
 
 /** Counts the statements a pool is asked to run (to see group commit: one INSERT for a turn's records). */
@@ -70,6 +71,33 @@ describe('store (PostgreSQL): audit chains from many replicas', function () {
     assert.deepEqual(v.gaps, []);
     const seqs = await serving.query<{ chain: string; n: number; max: string }>(`SELECT chain, count(*)::int AS n, max(seq) AS max FROM ccgw.audit GROUP BY chain ORDER BY chain`);
     assert.deepEqual(seqs.rows.map((r) => [r.chain, r.n, Number(r.max)]), [['r1', 302, 302], ['r2', 302, 302], ['r3', 302, 302]]);
+  });
+
+  it('usage over the store sums the call records of every replica between since and until', async () => {
+    const day = Date.parse('2026-01-15T10:00:00Z');
+    const replicas = [open('usage-1'), open('usage-2')];
+    for (let i = 0; i < 6; i++) {
+      replicas[i % 2].append('call', { key: i % 3 === 0 ? 'alice' : 'bob', status: 'ok', usage: { input: 100, output: 10 }, costUsd: 0.25, priceKnown: true }, day + i * 1000);
+    }
+    replicas[0].append('call', { key: 'alice', status: 'ok', usage: { input: 1, output: 1 }, costUsd: 100 }, day + 86_400_000);
+    await Promise.all(replicas.map((l) => l.whenWritten()));
+    const r = await storeUsageReport(serving, { since: Date.parse('2026-01-15T00:00:00Z'), until: Date.parse('2026-01-15T23:59:59Z'), by: 'key' });
+    assert.equal(r.totals.requests, 6);
+    assert.equal(r.totals.input, 600);
+    assert.equal(r.totals.costUsd, 1.5);
+    assert.deepEqual(
+      r.groups?.map((g) => [g.group, g.requests, g.costUsd]),
+      [
+        ['alice', 2, 0.5],
+        ['bob', 4, 1],
+      ],
+    );
+    // More records than one page (5000), several sharing a millisecond: each is counted once.
+    for (let i = 0; i < 6000; i++) replicas[i % 2].append('call', { key: 'carol', status: 'ok', usage: { input: 1, output: 0 }, costUsd: 0.001 }, day + 3_600_000 + Math.floor(i / 4));
+    await Promise.all(replicas.map((l) => l.whenWritten()));
+    const big = await storeUsageReport(serving, { since: Date.parse('2026-01-15T00:00:00Z'), until: Date.parse('2026-01-15T23:59:59Z') });
+    assert.equal(big.totals.requests, 6006);
+    assert.equal(big.totals.input, 6600);
   });
 
   it('with the database stopped, records wait in memory in order (pending and failure for /health) and are all written when it returns; the chain stays intact', async () => {
