@@ -117,10 +117,14 @@ export class PgBudgetLedger implements Disposable {
   private readonly fn: string;
   private readonly channel: string;
   private closed = false;
-  /** Set while the database cannot be reached for a batch or a lease. */
+  /** Set while the database cannot be reached for a batch or a lease (each tick tries again until it can). */
   failure?: { code: string; message: string };
   /** Fires when a budget's limit changed on any replica (after this replica applied it). */
   readonly onDidChangeLimit: Event<BudgetLimitChange> = this.changes.event;
+  private readonly recoveries = new Emitter<void>();
+  /** Fires when the database answers again after a failure. */
+  readonly onDidRecover: Event<void> = this.recoveries.event;
+  private probing = false;
 
   constructor(
     private readonly pool: Pool,
@@ -423,7 +427,7 @@ export class PgBudgetLedger implements Disposable {
       if (s.limit !== row.o_limit || s.overridden !== row.o_overridden) this.applyLimit(s, row.o_limit, row.o_overridden);
       s.leaseUntil = now + this.leaseMs - Math.min(LEASE_MARGIN_MS, this.leaseMs / 4);
       if (s.waiting === 0) s.need = 0;
-      this.failure = undefined;
+      this.recovered();
       return true;
     } catch (err) {
       // Unknown whether it committed: the spend is sent again (counted twice at worst, never lost).
@@ -458,9 +462,15 @@ export class PgBudgetLedger implements Disposable {
     if (s.giveBack) void this.sync(s).catch(() => undefined);
   }
 
-  /** Sends due batches, returns idle slices, renews leases, and settles retired windows. */
+  /** Sends due batches, returns idle slices, renews leases, settles retired windows, and probes after a failure. */
   private tick(): void {
     const now = Date.now();
+    if (this.failure && !this.probing) {
+      // Nothing else may be due (the failure refuses the calls that would be): ask the database whether it is back.
+      this.probing = true;
+      const probe = this.slices[0] ? this.sync(this.slices[0]) : this.pool.query('SELECT 1').then(() => (this.recovered(), true));
+      void probe.catch((err: unknown) => this.fail(err)).finally(() => (this.probing = false));
+    }
     for (const s of this.slices) {
       if (s.syncing) continue;
       const idle = s.waiting === 0 && now - s.lastActivity > IDLE_RETURN_MS && s.granted > s.reserved;
@@ -474,6 +484,12 @@ export class PgBudgetLedger implements Disposable {
     const list = this.retiring;
     this.retiring = [];
     for (const s of list) if (!(await this.syncNow(s))) this.retiring.push(s);
+  }
+
+  private recovered(): void {
+    if (!this.failure) return;
+    this.failure = undefined;
+    this.recoveries.fire();
   }
 
   private fail(err: unknown): void {
@@ -499,5 +515,6 @@ export class PgBudgetLedger implements Disposable {
     await Promise.all(this.slices.map((s) => this.sync(s)));
     await this.flushRetiring();
     this.changes.dispose();
+    this.recoveries.dispose();
   }
 }

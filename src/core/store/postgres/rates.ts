@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import type { RateHeadroom, RateRefusal } from '../../accounting/rate-limits';
 import type { RateLimitConfig } from '../../config/schema';
-import type { Disposable } from '../../events';
+import { Emitter, type Disposable, type Event } from '../../events';
 import { IDLE_RETURN_MS, LEASE_MS, SYNC_MS } from './budgets';
 import { checkName, DEFAULT_SCHEMA, ident, StoreError } from './sql';
 
@@ -82,8 +82,12 @@ export class PgRateLimiter implements Disposable {
   private closed = false;
   /** Limits dropped by a config reload whose counts and lease are still to be reported and returned. */
   private retired: Limit[] = [];
-  /** Set while the database cannot be reached for a report or a lease. */
+  /** Set while the database cannot be reached for a report or a lease (each tick tries again until it can). */
   failure?: { code: string; message: string };
+  private readonly recoveries = new Emitter<void>();
+  /** Fires when the database answers again after a failure. */
+  readonly onDidRecover: Event<void> = this.recoveries.event;
+  private probing = false;
 
   constructor(
     private readonly pool: Pool,
@@ -307,7 +311,10 @@ export class PgRateLimiter implements Disposable {
         l.tokenSlotsAt = Number(r.o_now);
         l.sendingTokens = new Map();
       }
-      this.failure = undefined;
+      if (this.failure) {
+        this.failure = undefined;
+        this.recoveries.fire();
+      }
       return true;
     } catch (err) {
       // Unknown whether it committed: reported again (counted twice at worst, never lost).
@@ -340,6 +347,11 @@ export class PgRateLimiter implements Disposable {
   /** Reports due counts, returns idle leases and renews held ones. */
   private tick(): void {
     const now = this.clock();
+    if (this.failure && !this.probing && this.limits[0]) {
+      // Nothing else may be due (the failure refuses the calls that would be): ask the database whether it is back.
+      this.probing = true;
+      void this.sync(this.limits[0]).finally(() => (this.probing = false));
+    }
     for (const l of this.retired) {
       if (!l.syncing) {
         void this.sync(l).then((ok) => {
@@ -371,6 +383,7 @@ export class PgRateLimiter implements Disposable {
     this.closed = true;
     clearInterval(this.timer);
     await this.flush();
+    this.recoveries.dispose();
   }
 }
 
