@@ -67,6 +67,16 @@ describe('store (PostgreSQL): schema migration and grants', function () {
     await assert.rejects(serving.query(`DELETE FROM ccgw.keys WHERE id = 'k1'`), /permission denied for table keys/);
     await assert.rejects(serving.query(`UPDATE ccgw.budget_windows SET spent_usd = 0`), /permission denied for table budget_windows/);
     await assert.rejects(serving.query(`DELETE FROM ccgw.rate_slots`), /permission denied for table rate_slots/);
+    // Nor hand spend back, or counts, through the functions it may call.
+    const day = [new Date('2026-12-04T00:00:00Z'), new Date('2026-12-05T00:00:00Z')];
+    await assert.rejects(
+      serving.query('SELECT * FROM ccgw.budget_sync($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)', ['r', 'global', 'day', ...day, 1, -5, 0, 0, 0, 60000]),
+      /budget_sync: amounts must be >= 0/,
+    );
+    await assert.rejects(
+      serving.query('SELECT * FROM ccgw.rate_sync($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)', ['r', 'global', 'requests', 60, 1, [1], [-10], 0, 0, 60000]),
+      /rate_sync: counts must be >= 0/,
+    );
     await owner.query(`DELETE FROM ccgw.keys WHERE id = 'k1'`);
   });
 

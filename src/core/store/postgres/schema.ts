@@ -114,6 +114,10 @@ DECLARE
   room double precision;
   nxt double precision;
 BEGIN
+  -- Spend only grows: a caller cannot hand spend back or lease a negative amount.
+  IF NOT (p_delta >= 0 AND p_floor >= 0 AND p_want >= 0 AND p_need >= 0 AND p_configured > 0 AND p_lease_ms BETWEEN 1000 AND 3600000) THEN
+    RAISE EXCEPTION 'budget_sync: amounts must be >= 0, the limit > 0 and the lease 1 s to 1 h' USING ERRCODE = '22023';
+  END IF;
   INSERT INTO ${s}.budget_windows AS b (scope, period, window_start, window_end, limit_usd)
     VALUES (p_scope, p_period, p_start, p_end, p_configured) ON CONFLICT DO NOTHING;
   UPDATE ${s}.budget_windows AS b SET spent_usd = b.spent_usd + p_delta
@@ -156,6 +160,9 @@ CREATE FUNCTION ${s}.budget_override(p_scope text, p_period text, p_start timest
 DECLARE
   lim double precision;
 BEGIN
+  IF NOT (p_configured > 0 AND (p_usd IS NULL OR p_usd >= 0)) THEN
+    RAISE EXCEPTION 'budget_override: the limit must be >= 0' USING ERRCODE = '22023';
+  END IF;
   INSERT INTO ${s}.budget_windows AS b (scope, period, window_start, window_end, limit_usd)
     VALUES (p_scope, p_period, p_start, p_end, p_configured) ON CONFLICT DO NOTHING;
   UPDATE ${s}.budget_windows AS b SET override_usd = p_usd, override_by = p_by
@@ -172,6 +179,9 @@ CREATE FUNCTION ${s}.budget_configure(p_scope text, p_period text, p_start times
 DECLARE
   changed boolean;
 BEGIN
+  IF NOT (p_usd > 0) THEN
+    RAISE EXCEPTION 'budget_configure: the limit must be > 0' USING ERRCODE = '22023';
+  END IF;
   INSERT INTO ${s}.budget_windows AS b (scope, period, window_start, window_end, limit_usd)
     VALUES (p_scope, p_period, p_start, p_end, p_usd)
     ON CONFLICT (scope, period, window_start) DO UPDATE SET limit_usd = excluded.limit_usd WHERE b.limit_usd IS DISTINCT FROM excluded.limit_usd
@@ -221,6 +231,12 @@ DECLARE
   retry integer := 0;
   slots double precision[];
 BEGIN
+  -- Counts only grow: a caller cannot take back what was used or lease a negative amount.
+  IF NOT (p_used >= 0 AND p_want >= 0 AND p_limit > 0 AND p_lease_ms BETWEEN 1000 AND 3600000
+          AND coalesce(array_length(p_seconds, 1), 0) = coalesce(array_length(p_counts, 1), 0)
+          AND NOT EXISTS (SELECT 1 FROM unnest(p_counts) AS c WHERE c < 0 OR c IS NULL)) THEN
+    RAISE EXCEPTION 'rate_sync: counts must be >= 0, the limit > 0 and the lease 1 s to 1 h' USING ERRCODE = '22023';
+  END IF;
   INSERT INTO ${s}.rate_windows AS r (scope, kind) VALUES (p_scope, p_kind) ON CONFLICT DO NOTHING;
   PERFORM 1 FROM ${s}.rate_windows AS r WHERE r.scope = p_scope AND r.kind = p_kind FOR UPDATE;
   IF coalesce(array_length(p_seconds, 1), 0) > 0 THEN
