@@ -3,13 +3,13 @@
 // `audit verify` fails (and keeps failing after later clean starts), the tampering is recorded in the chain, and the
 // budgets still count the spend of the removed calls.
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { verifyAudit } from '../../src/core/accounting/audit-verify';
 import { auditCalls, auditFiles, readAudit } from '../helpers/audit';
-import { startGateway, startServing } from '../helpers/gateway';
+import { listeningUrl, startGateway } from '../helpers/gateway';
 import { MockAnthropic } from '../helpers/mock-anthropic';
 
 const CLI = path.resolve(__dirname, '../../dist/cli.js');
@@ -175,10 +175,20 @@ describe('abuse: a restart does not launder a truncated audit log', function () 
       fs.writeFileSync(f, l.slice(0, -3).join('\n') + '\n');
       const config = path.join(dataDir, 'config.json');
       fs.writeFileSync(config, JSON.stringify({ dataDir, ...raw() }));
-      const served = await startServing(process.execPath, [CLI, 'serve', '-c', config, '--port', '0'], { HOME: dataDir });
-      served.child.kill('SIGTERM');
-      await served.exited;
-      assert.match(served.stderr(), /error: the audit log in .* was tampered with: the log ends at seq 7, but HEAD\.json .* says it reached seq 10: records seq 8-10 are missing/);
+      const child = spawn(process.execPath, [CLI, 'serve', '-c', config, '--port', '0'], { env: { PATH: process.env.PATH ?? '', HOME: dataDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c) => (stdout += c));
+      child.stderr.on('data', (c) => (stderr += c));
+      const exited = new Promise((r) => child.once('exit', r));
+      try {
+        await listeningUrl(child);
+      } finally {
+        child.kill('SIGTERM');
+        await exited;
+      }
+      assert.match(stdout.split('\n')[0], /^Claude Code Gateway listening on /, 'the listening line stays the first line of stdout');
+      assert.match(stderr, /error: the audit log in .* was tampered with: the log ends at seq 7, but HEAD\.json .* says it reached seq 10: records seq 8-10 are missing/);
       assert.equal(auditCalls(auditDir).length, 6);
     } finally {
       fs.rmSync(dataDir, { recursive: true, force: true });

@@ -66,10 +66,6 @@ export function buildGateway(opts: BuildOptions): FastifyInstance {
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 2048 },
   });
 
-  // A start that found the audit log tampered with says so in the gateway's log too (the CLI also prints it on stderr).
-  const audit = (runtime.accountant.health?.() as { audit?: { tamper?: { reason: string; message: string } } } | undefined)?.audit;
-  if (audit?.tamper) app.log.error({ audit: { tamper: audit.tamper.reason } }, audit.tamper.message);
-
   // Bodies stay bytes: passthrough routes forward them unchanged; the unified route parses JSON itself.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, (_req, body, done) => done(null, body));
