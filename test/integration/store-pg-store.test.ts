@@ -124,7 +124,10 @@ describe('store (PostgreSQL): one replica\'s store, its health, and admission wi
     assert.ok(pgQueries < 2000, `far fewer queries than calls (${pgQueries})`);
     const statuses = await store.budgets.refresh();
     const alice = statuses.find((s) => s.scope === 'key:alice')!;
-    assert.ok(Math.abs(alice.spentUsd - (0.001 + 20_000 * 0.0005)) < 1e-6, `every settled cost reached the database ($${alice.spentUsd})`);
+    const inDb = (await cluster.pg.psql(`SELECT sum(spent_usd) FROM ccgw.budget_windows WHERE scope = 'key:alice'`, 'ccgw')).trim();
+    const expected = 0.001 + 20_000 * 0.0005;
+    assert.ok(Math.abs(Number(inDb) - expected) < 1e-6, `every settled cost reached the database ($${inDb}; this replica reports $${alice.spentUsd}, failure ${JSON.stringify(store.failure)})`);
+    assert.ok(Math.abs(alice.spentUsd - expected) < 1e-6, `and the replica reports it ($${alice.spentUsd})`);
   });
 
   it('with PostgreSQL stopped, the store reports which part failed; on return it recovers by itself and writes what waited', async () => {
