@@ -1,69 +1,18 @@
 import type { Pool } from 'pg';
-import type { BudgetRefusal, BudgetStatus } from '../../accounting/budgets';
-import { windowAt, type Period, type Window } from '../../accounting/windows';
+import type { BudgetRefusal } from '../../accounting/budgets';
+import { windowAt, type Period } from '../../accounting/windows';
 import type { BudgetConfig } from '../../config/schema';
 import { Emitter, type Disposable, type Event } from '../../events';
+import { desiredFree, EXHAUSTED_MS, free, freshSlice, IDLE_RETURN_MS, LEASE_MARGIN_MS, LEASE_MS, statusOf, SYNC_CALLS, SYNC_MS, type Slice, type StoreBudgetStatus } from './budget-slice';
 import type { PgNotifier } from './notifier';
 import { channelName, checkName, DEFAULT_SCHEMA, ident, StoreError } from './sql';
 
-/** A lease on a slice of a budget window's room lasts this long unless renewed (a killed replica's slice returns after it). */
-export const LEASE_MS = 60_000;
-/** Settled spend is sent in batches at most this often (and at once when SYNC_CALLS settled since the last batch). */
-export const SYNC_MS = 200;
-export const SYNC_CALLS = 1000;
-/** A replica asks for this share of a window's remaining room at a time (at least what the waiting calls need). */
-export const SLICE_FRACTION = 0.1;
-/** An unused slice is returned after this long without a call in its budget. */
-export const IDLE_RETURN_MS = 2000;
-/** After the database found no room, calls are refused locally for this long (a notice of an override ends it at once). */
-const EXHAUSTED_MS = 250;
-/** A lease is used only until this long before it ends by the replica's clock (the database's may run a little behind). */
-const LEASE_MARGIN_MS = 5000;
-
-/** One budget's state on this replica, for the current window. */
-interface Slice {
-  scope: string;
-  period: Period;
-  configuredUsd: number;
-  window: Window;
-  /** The effective limit (override or configured) as the database last said. */
-  limit: number;
-  overridden: boolean;
-  /** The lease as the database holds it (includes unflushed and in-flight spend). */
-  granted: number;
-  /** Reservations of this replica's calls in flight. */
-  reserved: number;
-  /** Settled cost not yet sent. */
-  unflushed: number;
-  /** Settled cost in the batch in flight. */
-  sending: number;
-  settles: number;
-  /** Spent in the window (all replicas) and other replicas' leases, as last read. */
-  spent: number;
-  others: number;
-  /** This replica's clock: the lease may be used until then. */
-  leaseUntil: number;
-  exhaustedUntil: number;
-  lastActivity: number;
-  /** Reservations waiting for the database. */
-  waiting: number;
-  /** Sum of reservation sizes asked of the database (the largest one is `need`). */
-  need: number;
-  syncing?: Promise<boolean>;
-  nextSync?: Promise<boolean>;
-  /** Return the unused slice at the next sync (an override lowered the limit). */
-  giveBack: boolean;
-}
+export { IDLE_RETURN_MS, LEASE_MS, SLICE_FRACTION, SYNC_CALLS, SYNC_MS, type StoreBudgetStatus } from './budget-slice';
 
 /** The budgets a call was admitted under on this replica, holding its reservation until it settles. */
 export interface StoreBudgetHold {
   slices: Slice[];
   reservedUsd: number;
-}
-
-/** A budget's status as this replica knows it; `leasedUsd` is room other replicas hold. */
-export interface StoreBudgetStatus extends BudgetStatus {
-  leasedUsd: number;
 }
 
 /** A budget's limit changed (an override or a config change, made on any replica). */
@@ -81,11 +30,6 @@ export interface PgBudgetOptions {
   notifier?: PgNotifier;
   leaseMs?: number;
   syncMs?: number;
-}
-
-/** Room of a slice not held by a call in flight or by settled spend. */
-function free(s: Slice): number {
-  return s.granted - s.reserved - s.unflushed - s.sending;
 }
 
 export function isStoreRefusal(r: StoreBudgetHold | BudgetRefusal): r is BudgetRefusal {
@@ -189,7 +133,7 @@ export class PgBudgetLedger implements Disposable {
         prev.configuredUsd = b.usd;
         return prev;
       }
-      return this.fresh(b.scope, b.period, b.usd, now);
+      return freshSlice(b.scope, b.period, b.usd, now);
     });
     for (const gone of old.values()) this.retire(gone);
     this.byScope = new Map();
@@ -198,32 +142,6 @@ export class PgBudgetLedger implements Disposable {
       list.push(s);
       this.byScope.set(s.scope, list);
     }
-  }
-
-  private fresh(scope: string, period: Period, usd: number, now: number): Slice {
-
-    return {
-      scope,
-      period,
-      configuredUsd: usd,
-      window: windowAt(period, now),
-      limit: usd,
-      overridden: false,
-      granted: 0,
-      reserved: 0,
-      unflushed: 0,
-      sending: 0,
-      settles: 0,
-      spent: 0,
-      others: 0,
-      leaseUntil: 0,
-      exhaustedUntil: 0,
-      // Never used yet: a sync (a refresh for GET /budgets) reads it without leasing room for it.
-      lastActivity: 0,
-      waiting: 0,
-      need: 0,
-      giveBack: false,
-    };
   }
 
   /**
@@ -278,7 +196,7 @@ export class PgBudgetLedger implements Disposable {
       s.reserved += usd;
       s.lastActivity = now;
       // Ask for more before the slice runs out, so that the next calls do not wait.
-      if (!s.syncing && free(s) < this.desiredFree(s) / 2) void this.sync(s).catch(() => undefined);
+      if (!s.syncing && free(s) < desiredFree(s) / 2) void this.sync(s).catch(() => undefined);
     }
     return { slices, reservedUsd: usd };
   }
@@ -329,18 +247,7 @@ export class PgBudgetLedger implements Disposable {
   statuses(now = Date.now()): StoreBudgetStatus[] {
     return this.slices.map((s) => {
       this.roll(s, now);
-      const spent = s.spent + s.unflushed + s.sending;
-      return {
-        scope: s.scope,
-        period: s.period,
-        usd: s.limit,
-        spentUsd: spent,
-        reservedUsd: s.reserved,
-        leasedUsd: s.others,
-        remainingUsd: Math.max(0, s.limit - spent),
-        resetsAt: new Date(s.window.end).toISOString(),
-        ...(s.overridden ? { overridden: true } : {}),
-      };
+      return statusOf(s);
     });
   }
 
@@ -378,12 +285,6 @@ export class PgBudgetLedger implements Disposable {
     if (s.unflushed + s.sending > 0 || s.granted > 0) this.retiring.push({ ...s, unflushed: s.unflushed + s.sending, sending: 0, reserved: 0, waiting: 0, giveBack: true });
   }
 
-  /** Room this replica would like to hold free in a slice: a tenth of what is left, at least what waits. */
-  private desiredFree(s: Slice): number {
-    const left = Math.max(0, s.limit - s.spent - s.others - s.unflushed - s.sending);
-    return Math.max(s.waiting, left * SLICE_FRACTION);
-  }
-
   /** One budget_sync for a slice (one in flight per slice; a call while one is in flight waits for it, then sends another). */
   private sync(s: Slice): Promise<boolean> {
     if (s.syncing) {
@@ -408,7 +309,7 @@ export class PgBudgetLedger implements Disposable {
     const floor = s.reserved;
     const now = Date.now();
     const idle = s.waiting === 0 && now - s.lastActivity > IDLE_RETURN_MS;
-    const want = s.giveBack || idle || this.closed ? floor : floor + this.desiredFree(s);
+    const want = s.giveBack || idle || this.closed ? floor : floor + desiredFree(s);
     const need = s.waiting > 0 ? s.need : 0;
     const giveBack = s.giveBack;
     s.giveBack = false;

@@ -2,14 +2,12 @@ import type { Pool } from 'pg';
 import type { RateHeadroom, RateRefusal } from '../../accounting/rate-limits';
 import type { RateLimitConfig } from '../../config/schema';
 import { Emitter, type Disposable, type Event } from '../../events';
-import { IDLE_RETURN_MS, LEASE_MS, SYNC_MS } from './budgets';
+import { EXHAUSTED_MS, IDLE_RETURN_MS, LEASE_MARGIN_MS, LEASE_MS, SYNC_MS } from './budget-slice';
 import { checkName, DEFAULT_SCHEMA, ident, StoreError } from './sql';
 
 /** A replica asks for this share of a minute's remaining admissions at a time (at least one, and what waits). */
 export const RATE_SLICE_FRACTION = 0.1;
 const SLOTS = 60;
-/** After the database had no admission to lease, requests are refused locally for this long (or until retry-after). */
-const EXHAUSTED_MS = 250;
 
 /** One rate limit on this replica. */
 interface Limit {
@@ -296,7 +294,7 @@ export class PgRateLimiter implements Disposable {
         // Leased admissions used while the sync was in flight came out of the old lease: they are in `used` now.
         const usedMeanwhile = count(l.used);
         l.lease = Math.max(0, Number(r.o_lease) - usedMeanwhile);
-        l.leaseUntil = sentAt + this.leaseMs - Math.min(5000, this.leaseMs / 4);
+        l.leaseUntil = sentAt + this.leaseMs - Math.min(LEASE_MARGIN_MS, this.leaseMs / 4);
         l.window = r.o_window;
         l.others = Number(r.o_others);
         l.retryAt = now + r.o_retry * 1000;
