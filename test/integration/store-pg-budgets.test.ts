@@ -14,6 +14,7 @@ import { SERVING, startStoreCluster, type StoreCluster } from '../helpers/store-
 const BUDGETS: BudgetConfig[] = [
   { scope: 'key:worst', usd: 1, period: 'day' },
   { scope: 'key:random', usd: 1, period: 'day' },
+  { scope: 'key:mixed', usd: 1, period: 'day' },
   { scope: 'key:seen', usd: 1, period: 'day' },
   { scope: 'key:override', usd: 1, period: 'day' },
   { scope: 'key:outage', usd: 10, period: 'day' },
@@ -47,6 +48,7 @@ describe('store (PostgreSQL): budgets shared by three replicas through leases', 
     const loader = new PgBudgetLedger(cluster.pool(cluster.servingUrl, 2), BUDGETS, { replica: 'loader' });
     loader.record(['key:worst'], 0.95, Date.now());
     loader.record(['key:random'], 0.9, Date.now());
+    loader.record(['key:mixed'], 0.9, Date.now());
     await loader.close();
     replicas = [];
     for (const id of ['A', 'B', 'C']) {
@@ -70,7 +72,8 @@ describe('store (PostgreSQL): budgets shared by three replicas through leases', 
    * 150 calls, 50 on each replica, arriving over `spreadMs`, each reserving COST (its max_tokens cost) and settling
    * `cost()` (never more) after up to 30 ms. Returns how many were admitted.
    */
-  async function storm(scope: string, reserve: number, cost: () => number, spreadMs: number): Promise<{ admitted: number; refused: number }> {
+  async function storm(scope: string, reserve: number | (() => number), cost: (reserved: number) => number, spreadMs: number): Promise<{ admitted: number; refused: number; largest: number }> {
+    let largest = 0;
     let admitted = 0;
     let refused = 0;
     settledTotal = 0;
@@ -90,15 +93,17 @@ describe('store (PostgreSQL): budgets shared by three replicas through leases', 
       Array.from({ length: 150 }, async (_, i) => {
         const { ledger } = replicas[i % 3];
         await pause(Math.random() * spreadMs);
-        const hold = await ledger.reserve([scope], reserve, Date.now());
+        const size = typeof reserve === 'number' ? reserve : reserve();
+        const hold = await ledger.reserve([scope], size, Date.now());
         if (isStoreRefusal(hold)) {
           refused++;
           assert.equal(hold.budget.scope, scope);
           return;
         }
         admitted++;
+        largest = Math.max(largest, size);
         await pause(Math.random() * 30);
-        const c = cost();
+        const c = cost(size);
         settledTotal += c;
         ledger.settle(hold, [scope], c, Date.now());
       }),
@@ -106,8 +111,8 @@ describe('store (PostgreSQL): budgets shared by three replicas through leases', 
     polling = false;
     await poll;
     await Promise.all(replicas.map((r) => r.ledger.refresh()));
-    assert.ok(maxCommitted <= 1 + reserve + 1e-9, `spend plus leases stayed within the bound (at most $${maxCommitted.toFixed(4)})`);
-    return { admitted, refused };
+    assert.ok(maxCommitted <= 1 + Math.max(largest, typeof reserve === 'number' ? reserve : 0.02) + 1e-9, `spend plus leases stayed within the bound (at most $${maxCommitted.toFixed(4)})`);
+    return { admitted, refused, largest };
   }
 
   it('150 concurrent calls over three replicas at a nearly spent budget, each costing its whole reservation: spend ends at most one call over the limit', async () => {
@@ -126,6 +131,13 @@ describe('store (PostgreSQL): budgets shared by three replicas through leases', 
     console.log(`      random costs ($1.00 limit, $0.90 spent, 150 x <= $0.01 over 300 ms): ${admitted} admitted, spend $${spent.toFixed(4)} (overshoot $${Math.max(0, spent - 1).toFixed(4)})`);
     assert.ok(spent <= 1 + 0.01 + 1e-9, `spend $${spent} is at most one call over the limit`);
     assert.ok(admitted > 10, `more calls than the $0.10 left would fit at their full reservation were admitted (${admitted})`);
+  });
+
+  it('with reservations of different sizes ($0.005-$0.02), each call costing all of it: spend ends at most the largest reservation over the limit', async () => {
+    const { admitted, largest } = await storm('key:mixed', () => 0.005 + Math.random() * 0.015, (r) => r, 100);
+    const spent = await spentInDb('key:mixed');
+    console.log(`      mixed reservations ($1.00 limit, $0.90 spent, 150 x $0.005-$0.02 over 100 ms): ${admitted} admitted, spend $${spent.toFixed(4)} (overshoot $${Math.max(0, spent - 1).toFixed(4)}, largest reservation admitted $${largest.toFixed(4)})`);
+    assert.ok(spent <= 1 + 0.02 + 1e-9, `spend $${spent} is at most one call (<= $0.02) over the limit`);
   });
 
   it('no reservation is left held: once the calls are settled, the replicas return their unused slices when they close', async () => {
