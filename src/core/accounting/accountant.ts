@@ -284,6 +284,7 @@ export class Accounting implements Accountant, Disposable {
     this.disposed = true;
     for (const s of this.subscriptions.reverse()) s.dispose();
     this.security.dispose();
+    this.usageIndex.close();
     this.audit.append('stop', { instance: this.runtime.instanceId, callsInFlight: this.runtime.callsInFlight });
     this.audit.close();
   }

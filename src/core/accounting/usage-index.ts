@@ -46,8 +46,9 @@ export class UsageIndex {
   private seededIds = new Set<string>();
   private lastDate = '';
   private readonly now: () => number;
-  /** Why the seed failed; every query then reads the files. */
+  /** Why the seed failed (or that it was stopped); every query then reads the files. */
   failure?: Error;
+  private closed = false;
 
   constructor(
     private dir: string | undefined,
@@ -91,7 +92,9 @@ export class UsageIndex {
           onLine?.(text);
           n++;
         },
+        () => this.closed,
       );
+      if (this.closed) this.failure ??= new Error('the usage index was closed while it read the audit log');
     } catch (err) {
       this.failure = err as Error;
     } finally {
@@ -118,6 +121,11 @@ export class UsageIndex {
     }
     if (date >= this.from) this.table.add(r);
     return true;
+  }
+
+  /** Stops a seed still reading (its gateway stopped). */
+  close(): void {
+    this.closed = true;
   }
 
   /** The usage report of a query: whole days held from memory, the rest read from the files. */

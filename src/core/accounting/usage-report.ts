@@ -53,13 +53,15 @@ export function reportOf(q: UsageQuery, range: UsageRange, sum: UsageSum): Usage
 
 /**
  * Hands every call record of the daily files whose date `wanted` accepts to `onRecord`, oldest first, reading the
- * files in bounded chunks without blocking the event loop. Torn last lines are skipped (as `audit verify` reports them).
+ * files in bounded chunks without blocking the event loop, until `stop` says so. Torn last lines are skipped (as
+ * `audit verify` reports them).
  */
-export async function scanUsage(dir: string, wanted: (date: string) => boolean, onRecord: (r: UsageRecord, text: string) => void): Promise<void> {
+export async function scanUsage(dir: string, wanted: (date: string) => boolean, onRecord: (r: UsageRecord, text: string) => void, stop?: () => boolean): Promise<void> {
   const files = listAuditFiles(dir)
     .filter((f) => wanted(f.date))
     .map((f) => f.file);
   await readLinesAsync(files, (l) => {
+    if (stop?.()) return false;
     if (!l.complete) return;
     const r = readUsageRecord(l.text);
     if (r) onRecord(r, l.text);
