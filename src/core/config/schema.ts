@@ -117,6 +117,25 @@ export const configSchema = z.strictObject({
       sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be the 64-character hex SHA-256 of the token').optional(),
     })
     .optional(),
+  /** Where keys, budgets, rate-limit windows and the audit log live: files on this machine (default), or PostgreSQL shared by replicas. */
+  store: z
+    .discriminatedUnion('kind', [
+      z.strictObject({ kind: z.literal('files') }),
+      z.strictObject({
+        kind: z.literal('postgres'),
+        /** postgres://role@host:port/database; `${env:NAME}` expanded at start (it may carry a password). */
+        url: nonEmpty,
+        schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier').optional(),
+        poolSize: z.int().min(1).max(100).optional(),
+        connectTimeoutMs: z.int().min(100, 'must be at least 100 (milliseconds)').optional(),
+        queryTimeoutMs: z.int().min(100, 'must be at least 100 (milliseconds)').optional(),
+        /** Serve model calls while the store is away (unmetered, audit records queued in memory); default false: 503. */
+        failOpen: z.boolean().optional(),
+        /** A secret (`${env:NAME}`) that keys the audit chain (HMAC), so that the database's owner cannot recompute it. */
+        auditKey: nonEmpty.optional(),
+      }),
+    ])
+    .optional(),
   upstream: z
     .strictObject({
       timeoutMs: z.int().min(100, 'must be at least 100 (milliseconds)').optional(),

@@ -15,6 +15,9 @@ export interface Profile extends ProfileConfig {
 }
 
 /** The gateway's validated configuration. */
+/** The `store` section: files on this machine, or a PostgreSQL database shared by replicas. */
+export type StoreConfig = NonNullable<RawConfig['store']>;
+
 export interface GatewayConfig {
   listen: { host: string; port: number };
   dataDir: string;
@@ -34,6 +37,8 @@ export interface GatewayConfig {
    * credential resolution.
    */
   upstream: { timeoutMs?: number; credentialsTimeoutMs: number };
+  /** The store (default files); a postgres store's `url` and `auditKey` may still hold `${env:…}`, expanded at start. */
+  store: StoreConfig;
   /** The file the config came from, if any. */
   source?: string;
 }
@@ -138,6 +143,7 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): GatewayConfi
     prices: cfg.prices ?? {},
     metrics: { token: cfg.metrics?.token, sha256: cfg.metrics?.sha256?.toLowerCase() },
     upstream: { timeoutMs: cfg.upstream?.timeoutMs, credentialsTimeoutMs: cfg.upstream?.credentialsTimeoutMs ?? DEFAULT_CREDENTIALS_TIMEOUT_MS },
+    store: cfg.store ?? { kind: 'files' },
     source: opts.source,
   };
 }
