@@ -6,7 +6,11 @@ import { tokenCommand } from './cli/token-command';
 import { usageCommand } from './cli/usage-command';
 import { auditVerifyCommand } from './cli/audit-command';
 import { budgetListCommand, budgetOverrideCommand } from './cli/budget-command';
+import { keysCreateCommand, keysListCommand, keysRevokeCommand } from './cli/keys-command';
+import { storeGrantsCommand, storeMigrateCommand } from './cli/store-command';
 import { VERSION } from './cli/version';
+import { FileKeyError } from './core/store/file-keys';
+import { StoreError } from './core/store/postgres/sql';
 
 /** The standalone command line: the same gateway as the extension, without VS Code. */
 function program(): Command {
@@ -52,9 +56,9 @@ function program(): Command {
 
   cli
     .command('usage')
-    .description('print requests, tokens by kind and cost from the audit log (UTC)')
+    .description("print requests, tokens by kind and cost from the audit log (UTC): the files, or every replica's records in a PostgreSQL store")
     .option(...configOption)
-    .option('--dir <dir>', 'audit folder (default: audit.dir from the config)')
+    .option('--dir <dir>', 'audit folder (default: audit.dir from the config; with a PostgreSQL store, the store)')
     .option('--since <date>', 'YYYY-MM-DD or an ISO time (default: the start of this UTC month)')
     .option('--by <group>', 'day, model, key, team, project or profile')
     .option('--json', 'print the JSON that GET /usage returns')
@@ -89,14 +93,66 @@ function program(): Command {
   const audit = cli.command('audit').description('the hash-chained audit log');
   audit
     .command('verify')
-    .description('check the hash chain; names the first edited, removed, reordered or inserted line (exit 0 only when intact)')
+    .description('check the hash chain; names the first edited, removed, reordered or inserted line, or with a PostgreSQL store the first such record of each chain (exit 0 only when intact)')
     .option(...configOption)
-    .option('--dir <dir>', 'audit folder (default: audit.dir from the config)')
+    .option('--dir <dir>', 'audit folder (default: audit.dir from the config; with a PostgreSQL store, the store)')
     .option('--json', 'print the result as JSON')
-    .action((opts) => {
-      const r = auditVerifyCommand(opts);
+    .action(async (opts) => {
+      const r = await auditVerifyCommand(opts);
       process.stdout.write(r.text + '\n');
       process.exitCode = r.exitCode;
+    });
+
+  const keys = cli
+    .command('keys')
+    .description("the gateway keys kept in the store (the data directory's keys.json, or PostgreSQL); running gateways follow them within 2 s");
+  keys
+    .command('create')
+    .description('make a key and print it once on stdout; the store keeps only its SHA-256')
+    .requiredOption('--id <id>', 'key id, used in scopes as key:<id> (1-64 letters, digits, ".", "_", "@" or "-")')
+    .option('--team <team>', 'team the key spends for (team:<team> budgets and limits)')
+    .option('--project <project>', 'project the key spends for (project:<project>)')
+    .option('--admin', 'may use the admin routes (budget overrides, /control)')
+    .option(...configOption)
+    .action(async (opts) => {
+      const r = await keysCreateCommand(opts);
+      process.stderr.write(r.note + '\n');
+      process.stdout.write(r.key + '\n');
+    });
+  keys
+    .command('list')
+    .description("list the store's keys and the config's keys[] (never a key or its hash)")
+    .option('--json', 'print them as JSON (with created and revoked times)')
+    .option(...configOption)
+    .action(async (opts) => {
+      process.stdout.write((await keysListCommand(opts)) + '\n');
+    });
+  keys
+    .command('revoke')
+    .description("revoke a key made with `keys create` (the config's keys[] are revoked in the config: \"revoked\": true)")
+    .argument('<id>', 'key id')
+    .option(...configOption)
+    .action(async (id: string, opts) => {
+      process.stdout.write((await keysRevokeCommand(id, opts)) + '\n');
+    });
+
+  const store = cli.command('store').description('the PostgreSQL store: schema and grants (see docs/team.md)');
+  store
+    .command('migrate')
+    .description("create or upgrade the store's schema (safe while replicas start); run with the owner role's URL")
+    .option(...configOption)
+    .option('--url <url>', "the owner role's database URL (default: store.url from the config)")
+    .action(async (opts) => {
+      process.stdout.write((await storeMigrateCommand(opts)) + '\n');
+    });
+  store
+    .command('grants')
+    .description('print the least-privilege GRANT SQL for the role the gateways serve with (run it as the owner)')
+    .requiredOption('--role <role>', 'the serving role')
+    .option('--schema <schema>', 'the schema (default: store.schema from --config, else ccgw)')
+    .option(...configOption)
+    .action((opts) => {
+      process.stdout.write(storeGrantsCommand(opts) + '\n');
     });
 
   return cli;
@@ -113,6 +169,10 @@ async function main(argv: string[]): Promise<void> {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
       process.exit(2);
+    }
+    if (err instanceof StoreError || err instanceof FileKeyError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exit(1);
     }
     if (err instanceof UsageError) {
       process.stderr.write(`error: ${err.message}\n`);

@@ -1,6 +1,8 @@
 import { parseSince, USAGE_GROUPS, usageReport, type UsageGroupBy, type UsageReport, type UsageTotals } from '../core/accounting/usage-report';
+import { storeUsageReport } from '../core/store/postgres/usage';
 import { loadCliConfig } from './context';
 import { UsageError } from './serve';
+import { openCliPgStore } from './store-context';
 
 export interface UsageOptions {
   config?: string;
@@ -10,7 +12,10 @@ export interface UsageOptions {
   json?: boolean;
 }
 
-/** `claude-code-gateway usage`: totals from the audit log (the same JSON as `GET /usage`). */
+/**
+ * `claude-code-gateway usage`: totals from the audit log (the same JSON as `GET /usage`): the audit folder's files, or
+ * with a PostgreSQL store (and no `--dir`) every replica's call records in the store.
+ */
 export async function usageCommand(opts: UsageOptions): Promise<string> {
   if (opts.by !== undefined && !(USAGE_GROUPS as readonly string[]).includes(opts.by)) {
     throw new UsageError(`--by: must be one of ${USAGE_GROUPS.join(', ')}, got "${opts.by}"`);
@@ -21,8 +26,19 @@ export async function usageCommand(opts: UsageOptions): Promise<string> {
   } catch (err) {
     throw new UsageError(`--since: ${(err as Error).message}`);
   }
-  const dir = opts.dir ?? loadCliConfig(opts.config).config.audit.dir;
-  const report = await usageReport(dir, { since, by: opts.by as UsageGroupBy | undefined });
+  const query = { since, by: opts.by as UsageGroupBy | undefined };
+  const config = opts.dir === undefined ? loadCliConfig(opts.config).config : undefined;
+  let report: UsageReport;
+  if (config?.store.kind === 'postgres') {
+    const pg = await openCliPgStore(config.store);
+    try {
+      report = await storeUsageReport(pg.pool, query, { schema: pg.schema });
+    } finally {
+      await pg.close();
+    }
+  } else {
+    report = await usageReport(opts.dir ?? config!.audit.dir, query);
+  }
   return opts.json ? JSON.stringify(report, null, 2) : formatReport(report);
 }
 
