@@ -66,6 +66,7 @@ export const Errors = {
   BudgetExceeded: define('CCGW_BUDGET_EXCEEDED', 'billing_error', 429, '%s', { retry: false }),
   RateLimited: define('CCGW_RATE_LIMITED', 'rate_limit_error', 429, '%s'),
   AuditUnavailable: define('CCGW_AUDIT_UNAVAILABLE', 'api_error', 503, '%s'),
+  StoreUnavailable: define('CCGW_STORE_UNAVAILABLE', 'api_error', 503, '%s'),
 } as const;
 
 /** The Anthropic error type for a code, falling back on the HTTP status. */

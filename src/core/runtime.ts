@@ -11,6 +11,7 @@ import { Errors } from './errors';
 import { settledCall, type Accountant, type Admission, type CallInfo, type CallOutcome, type SettledCall } from './gateway/call';
 import { createUpstreamAgent } from './gateway/forward';
 import { KeyRing, type GatewayKey } from './gateway/keys';
+import type { GatewayStore } from './store/store';
 
 /** Change of the profile a key (or the gateway default) resolves to. */
 export interface ProfileChange {
@@ -25,8 +26,12 @@ export interface RuntimeOptions {
   /** Provider secrets kept outside the config (the extension's SecretStorage). */
   secrets?: SecretSource;
   env?: NodeJS.ProcessEnv;
-  /** Defaults to the real accountant (budgets, rate limits, audit log under `config.audit.dir`). */
+  /** Defaults to the real accountant (budgets, rate limits, audit log under `config.audit.dir`, or in `store`). */
   accountant?: Accountant | ((runtime: GatewayRuntime) => Accountant);
+  /** The store the default accountant uses: files under `config.audit.dir` when not given (see openPostgresStore). */
+  store?: GatewayStore;
+  /** This gateway's instance id (a PostgreSQL store opened before the runtime names its audit chain and leases with it). */
+  instanceId?: string;
   version?: string;
 }
 
@@ -35,7 +40,7 @@ export interface RuntimeOptions {
  * credential resolvers, the upstream HTTP client, accounting and the events the editor listens to.
  */
 export class GatewayRuntime implements Disposable {
-  readonly instanceId = randomUUID();
+  readonly instanceId: string;
   readonly keys: KeyRing;
   readonly apiKeys: ApiKeyResolver;
   /** Every provider secret the credential resolvers have handed out, for the audit scrubber. */
@@ -65,6 +70,7 @@ export class GatewayRuntime implements Disposable {
   readonly onDidChangeBudgets: Event<BudgetStatus[]> = this._onDidChangeBudgets.event;
 
   constructor(opts: RuntimeOptions) {
+    this.instanceId = opts.instanceId ?? randomUUID();
     this._config = opts.config;
     this.indexProfiles();
     this.keys = opts.keys;
@@ -73,8 +79,11 @@ export class GatewayRuntime implements Disposable {
     this.pool = createUpstreamAgent();
     this.agent = withTimeouts(this.pool, opts.config.upstream?.timeoutMs);
     this.version = opts.version ?? '0.0.0';
-    const accountant = opts.accountant ?? ((rt: GatewayRuntime) => new Accounting(rt));
+    const accountant = opts.accountant ?? ((rt: GatewayRuntime) => new Accounting(rt, opts.store));
     this.accountant = typeof accountant === 'function' ? accountant(this) : accountant;
+    // The accountant's own events, re-exposed: it never calls back into the runtime.
+    this.accountant.onDidSettleCall?.((c) => this._onDidSettleCall.fire(c));
+    this.accountant.onDidChangeBudgets?.((b) => this._onDidChangeBudgets.fire(b));
   }
 
   get config(): GatewayConfig {
@@ -120,9 +129,13 @@ export class GatewayRuntime implements Disposable {
     this._onDidChangeProfile.fire({ keyId, profile: name });
   }
 
-  /** Admits a call through the accountant and tracks it until it settles. */
-  admit(call: CallInfo): Admission {
+  /** Admits a call through the accountant and tracks it until it settles; a Promise only when the accountant's is. */
+  admit(call: CallInfo): Admission | Promise<Admission> {
     const admission = this.accountant.admit(call);
+    return admission instanceof Promise ? admission.then((a) => this.track(call, a)) : this.track(call, admission);
+  }
+
+  private track(call: CallInfo, admission: Admission): Admission {
     this.inFlight++;
     this._onDidStartCall.fire(call);
     let settled = false;
@@ -137,7 +150,7 @@ export class GatewayRuntime implements Disposable {
     };
   }
 
-  /** Publishes a settled call to listeners (used by accountants). */
+  /** Publishes a settled call to listeners (used by accountants without events of their own). */
   publishSettled(call: SettledCall): void {
     this._onDidSettleCall.fire(call);
   }
@@ -158,12 +171,19 @@ export class GatewayRuntime implements Disposable {
   }
 
   /** Overrides one budget's limit, or clears the override with `usd` undefined; audited as done by key `by`. False when the accountant has no such budget. */
-  overrideBudget(scope: string, period: Period, usd: number | undefined, by: string): boolean {
+  overrideBudget(scope: string, period: Period, usd: number | undefined, by: string): boolean | Promise<boolean> {
     return this.accountant.overrideBudget?.(scope, period, usd, by) ?? false;
   }
 
   private indexProfiles(): void {
     this.profilesByName = new Map(this._config.profiles.map((p) => [p.name, p]));
+  }
+
+  /** Records the stop event, closes the store and the upstream client; resolves once the store has written what it queued. Safe to call twice. */
+  close(): Promise<void> {
+    const closing = this.accountant.close?.();
+    this.dispose();
+    return closing ?? Promise.resolve();
   }
 
   /** Records the stop event, closes the audit log and the upstream client. Safe to call twice. */

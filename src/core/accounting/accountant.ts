@@ -1,124 +1,100 @@
 import type { GatewayConfig } from '../config/validate';
 import { Errors } from '../errors';
-import type { Disposable } from '../events';
+import { Emitter, type Disposable, type Event } from '../events';
 import { settledCall, type Accountant, type Admission, type CallInfo, type CallOutcome, type SettledCall } from '../gateway/call';
-import type { GatewayRuntime } from '../runtime';
+import { FileStore, type AccountingStart } from '../store/files';
+import { isStoreUnavailable, type GatewayStore, type StoreHold } from '../store/store';
 import { totalTokens } from '../streams/usage';
-import { AuditLog } from './audit-log';
-import { BudgetLedger, formatUsd, isRefusal, scopesOf, type BudgetHold, type BudgetStatus } from './budgets';
+import { formatUsd, scopesOf, type BudgetRefusal, type BudgetStatus } from './budgets';
 import { GatewayMetrics } from './metrics';
 import { PriceTable, reservationUsd } from './pricing';
-import { isRateRefusal, RateLimiter, rateHeaders } from './rate-limits';
-import { rebuildLedger } from './rebuild';
+import { isRateRefusal, rateHeaders, type RateHeadroom, type RateRefusal } from './rate-limits';
 import { callRecord, scrubberFor, type Scrubber } from './records';
 import { SecurityEventLog, securityEventOf, type SecurityRefusal } from './security-events';
-import { SpendBook, type MissingSpend } from './spend-book';
-import { UsageIndex } from './usage-index';
-import { usageRecordOf } from './usage-records';
+import type { AuditLog } from './audit-log';
+import type { UsageIndex } from './usage-index';
 import type { UsageQuery, UsageReport } from './usage-report';
 import { secondsUntil, type Period } from './windows';
 
-/** How the accountant met the log at start. */
-export interface AccountingStart {
-  records: number;
-  ms: number;
-  /** Set when the log was found short of its head (tampering): what is missing, said in a sentence. */
-  tamper?: { reason: string; message: string; restored: MissingSpend[] };
+export type { AccountingStart } from '../store/files';
+
+/**
+ * What the accountant needs of the gateway that hosts it (the runtime gives it itself): the config and its changes,
+ * who it is, and the secrets its scrubbers remove. Accounting answers with its own events (settled, budgets
+ * changed), which the runtime re-exposes; it never calls back into the runtime.
+ */
+export interface AccountingHost {
+  readonly config: GatewayConfig;
+  readonly instanceId: string;
+  readonly version: string;
+  readonly callsInFlight: number;
+  /** Someone listens to budget changes (computing every budget's state per call is wasted otherwise). */
+  readonly budgetsWatched: boolean;
+  readonly env: NodeJS.ProcessEnv;
+  readonly heldSecrets: Parameters<typeof scrubberFor>[2]['heldSecrets'];
+  readonly keys: Parameters<typeof scrubberFor>[2]['keys'];
+  readonly apiKeys: Parameters<typeof scrubberFor>[2]['apiKeys'];
+  readonly onDidChangeProfile: Event<{ keyId?: string; profile: string }>;
+  readonly onDidChangeConfig: Event<GatewayConfig>;
 }
 
 /**
- * The real accountant: admits calls against budgets and rate limits, prices settled calls, appends one
- * audit record per call, feeds /metrics and fires the runtime's events. Everything on the hot path is
- * synchronous but the audit write: a call's record is queued and written with the others of its event-loop turn.
+ * The real accountant: admits calls against budgets and rate limits, prices settled calls, appends one audit record
+ * per call, feeds /metrics and fires its events, all through the store (files by default, or the one it is given).
+ * With a store that answers synchronously (files, and PostgreSQL while its slices have room) nothing on the hot path
+ * waits: a call's record is queued and written with the others of its event-loop turn.
  */
 export class Accounting implements Accountant, Disposable {
   prices: PriceTable;
-  readonly ledger: BudgetLedger;
-  readonly limiter: RateLimiter;
-  readonly audit: AuditLog;
+  readonly store: GatewayStore;
   readonly prometheus: GatewayMetrics;
-  readonly started: AccountingStart;
-  readonly usageIndex: UsageIndex;
   private scrubber?: Scrubber;
   /** Recent cost per model family (an exponential average): the reservation when it exceeds a call's bound. */
   private readonly estimates = new Map<string, number>();
   private readonly subscriptions: Disposable[] = [];
   private disposed = false;
-  /** Spend written to the log per budgeted scope and day: what HEAD.json records. */
-  private readonly spend: SpendBook;
+  private closing?: Promise<void>;
   private readonly security: SecurityEventLog;
   /** Removes configured secrets and credential shapes from what security records keep of a request. */
   private securityScrubber: Scrubber;
+  private readonly _onDidSettleCall = new Emitter<SettledCall>();
+  private readonly _onDidChangeBudgets = new Emitter<BudgetStatus[]>();
+  /** A model call settled (or was refused by a budget or rate limit): usage, cost and status are known. */
+  readonly onDidSettleCall: Event<SettledCall> = this._onDidSettleCall.event;
+  /** Budget spend or limits changed (a priced call settled, an override, a config reload, here or on another replica). */
+  readonly onDidChangeBudgets: Event<BudgetStatus[]> = this._onDidChangeBudgets.event;
 
-  constructor(private readonly runtime: GatewayRuntime) {
-    const config = runtime.config;
-    const now = Date.now();
+  constructor(
+    private readonly host: AccountingHost,
+    store?: GatewayStore,
+  ) {
+    const config = host.config;
     this.prices = new PriceTable(config.prices);
-    this.ledger = new BudgetLedger(config.budgets, now);
-    this.limiter = new RateLimiter(config.rateLimits);
+    this.store = store ?? new FileStore(config, { instanceId: host.instanceId, version: host.version });
     this.scrubber = this.makeScrubber(config);
-    this.prometheus = new GatewayMetrics(() => this.ledger.statuses());
-    this.audit = new AuditLog(config.audit.dir, runtime.instanceId);
-    // Usage by day x model x key x team x project x profile, read once from the files without blocking, then kept as calls settle.
-    this.usageIndex = new UsageIndex(config.audit.dir, { flush: () => this.audit.flush() });
-    void this.usageIndex.seed();
-    this.spend = new SpendBook(config.budgets, now);
-    this.audit.headSpend = () => (this.ledger.size ? this.spend.toJSON() : undefined);
-    this.security = new SecurityEventLog((type, fields, at) => this.audit.appendSoon(type, fields, at));
-    this.securityScrubber = scrubberFor('redacted', config, runtime);
-    const t0 = performance.now();
-    const r = this.audit.recovery;
-    const upToHead = r.head?.spend ? new SpendBook(config.budgets, now) : undefined;
-    const rebuilt = this.audit.failure
-      ? { records: 0 }
-      : rebuildLedger(config.audit.dir, this.ledger, config.budgets, now, { all: this.spend, upToHead, headSeq: r.head?.seq });
-    const tamper = this.restoreMissingSpend(upToHead);
-    this.started = { records: rebuilt.records, ms: performance.now() - t0, ...(tamper ? { tamper } : {}) };
-    if (!tamper && r.unclean) {
-      this.audit.append('gap', {
-        reason: r.tornMovedTo ? 'torn_line' : 'unclean_shutdown',
-        afterSeq: r.lastSeq,
-        detail: 'the gateway stopped without recording a stop event (crash or kill); calls in flight at that moment were not recorded',
-        ...(r.tornMovedTo ? { movedTo: r.tornMovedTo, bytes: r.tornBytes } : {}),
-      });
-    }
-    this.audit.append('start', { instance: runtime.instanceId, version: runtime.version, pid: process.pid, rebuiltRecords: rebuilt.records });
+    this.prometheus = new GatewayMetrics(() => this.store.budgets.statuses());
+    this.security = new SecurityEventLog((type, fields, at) => this.store.audit.appendSoon(type, fields, at));
+    this.securityScrubber = scrubberFor('redacted', config, host);
     this.subscriptions.push(
-      runtime.onDidChangeProfile((e) => this.audit.append('profile_switch', { key: e.keyId, profile: e.profile })),
-      runtime.onDidChangeConfig((c) => this.reconfigure(c)),
+      host.onDidChangeProfile((e) => this.store.audit.append('profile_switch', { key: e.keyId, profile: e.profile })),
+      host.onDidChangeConfig((c) => this.reconfigure(c)),
     );
+    if (this.store.onDidChangeBudgets) this.subscriptions.push(this.store.onDidChangeBudgets(() => this.publishBudgets()));
   }
 
-  /**
-   * Compares the log with its head: spend the head recorded that the records up to its seq no longer hold was in
-   * records that were removed (or edited), so it is counted again in the budgets and written into the chain with the
-   * `tamper` record (the next start reads it back from there). Says so loudly: on stderr through the CLI, in /health.
-   */
-  private restoreMissingSpend(upToHead: SpendBook | undefined): AccountingStart['tamper'] {
-    const r = this.audit.recovery;
-    const missing = upToHead && r.head ? upToHead.missingFrom(r.head.spend) : [];
-    for (const m of missing) {
-      this.ledger.record([m.scope], m.usd, Date.parse(`${m.day}T00:00:00.000Z`));
-      this.spend.addOne(m.scope, m.day, m.usd);
-    }
-    const pending = this.audit.pendingTamper;
-    let reason: string;
-    let message: string;
-    if (pending && r.tamper) {
-      if (missing.length) pending.restored = missing;
-      reason = r.tamper.reason;
-      message = r.tamper.message;
-    } else if (missing.length && r.head) {
-      reason = 'spend_missing';
-      message = `the log holds less spend than HEAD.json recorded up to seq ${r.head.seq}: records before it were removed or edited`;
-      this.audit.append('tamper', { reason, detail: message, expected: { seq: r.head.seq, hash: r.head.hash }, found: { seq: r.lastSeq }, restored: missing });
-    } else return undefined;
-    if (missing.length) {
-      const byScope = new Map<string, number>();
-      for (const m of missing) byScope.set(m.scope, (byScope.get(m.scope) ?? 0) + m.usd);
-      message += `; the budgets keep what the head says the missing records cost (${[...byScope].map(([scope, usd]) => `${scope} $${formatUsd(usd)}`).join(', ')})`;
-    }
-    return { reason, message: `the audit log in ${this.audit.dir} was tampered with: ${message}`, restored: missing };
+  /** How the file store met its log at start (a database store rebuilds nothing). */
+  get started(): AccountingStart {
+    return this.store instanceof FileStore ? this.store.started : { records: 0, ms: 0 };
+  }
+
+  /** The file store's audit log (tests renew its lock by hand), if the store is files. */
+  get audit(): AuditLog | undefined {
+    return this.store instanceof FileStore ? this.store.audit : undefined;
+  }
+
+  /** The file store's usage index (benchmarks seed it), if the store is files. */
+  get usageIndex(): UsageIndex | undefined {
+    return this.store instanceof FileStore ? this.store.usageIndex : undefined;
   }
 
   /** Records a refusal by authentication or path confinement, without secrets (rate-limited; see SecurityEventLog). */
@@ -126,63 +102,100 @@ export class Accounting implements Accountant, Disposable {
     this.security.record(() => securityEventOf(refusal, this.securityScrubber), Date.now(), refusal.code);
   }
 
-  admit(call: CallInfo): Admission {
-    const now = call.startedAt;
-    const config = this.runtime.config;
-    if (this.audit.failure && !config.audit.failOpen && !call.countTokens && !this.audit.probe()) {
-      throw new Errors.AuditUnavailable(
-        `The gateway cannot write its audit log (${this.audit.failure?.code}), so it refuses model calls. Fix the folder's permissions or space, or set "audit.failOpen": true to serve without an audit trail.`,
-      );
+  /**
+   * Admits a call: the store must be reachable (unless failOpen), then its budgets and rate limits must have room.
+   * Returns the admission itself when the store answers at once (always for files), a Promise only when it must
+   * ask its database first (a slice must grow).
+   */
+  admit(call: CallInfo): Admission | Promise<Admission> {
+    const store = this.store;
+    if (!store.failOpen) {
+      const refused = store.refusal(call.countTokens);
+      if (refused) throw refused;
     }
     const scopes = scopesOf(call);
-    let hold: BudgetHold | undefined;
-    let headers: Record<string, string> | undefined;
-    if (!call.countTokens) {
-      if (this.ledger.size) {
-        const r = this.ledger.reserve(scopes, this.estimate(call), now);
-        if (isRefusal(r)) {
-          const b = r.budget;
-          const held = b.reservedUsd > 0 ? `, $${formatUsd(b.reservedUsd)} held by calls in flight` : '';
-          const message = `${b.scope} budget of $${formatUsd(b.usd)} per ${b.period} reached ($${formatUsd(b.spentUsd)} spent${held}); resets ${b.resetsAt}`;
-          this.reject(call, 'billing_error', message);
-          throw Object.assign(new Errors.BudgetExceeded(message), { headers: { 'retry-after': String(secondsUntil(Date.parse(b.resetsAt), now)) } });
-        }
-        hold = r;
-      }
-      const room = this.limiter.admit(scopes, now);
-      if (isRateRefusal(room)) {
-        if (hold) this.ledger.settle(hold, [], 0, now);
-        const message = `${room.scope} rate limit of ${room.limit} ${room.kind} per minute reached; retry in ${room.retryAfterSeconds} s`;
-        this.reject(call, 'rate_limit_error', message);
-        const prefix = `x-gateway-ratelimit-${room.kind}`;
-        throw Object.assign(new Errors.RateLimited(message), {
-          headers: { 'retry-after': String(room.retryAfterSeconds), [`${prefix}-limit`]: String(room.limit), [`${prefix}-remaining`]: '0' },
-        });
-      }
-      headers = rateHeaders(room);
+    if (call.countTokens) return { headers: undefined, settle: (outcome) => this.settle(call, scopes, undefined, outcome) };
+    const now = call.startedAt;
+    if (!store.budgets.size) return this.admitRates(call, scopes, undefined, now);
+    const r = store.budgets.reserve(scopes, this.estimate(call), now);
+    if (r instanceof Promise) {
+      return r.then(
+        (x) => this.admitBudget(call, scopes, x, now),
+        (err: unknown) => this.admitRates(call, scopes, this.storeAway(err), now),
+      );
     }
-    return { headers, settle: (outcome) => this.settle(call, scopes, hold, outcome) };
+    return this.admitBudget(call, scopes, r, now);
   }
 
-  private settle(call: CallInfo, scopes: string[], hold: BudgetHold | undefined, outcome: CallOutcome): void {
+  /** A store that failed while admitting: the 503 naming it, or nothing held when failOpen lets the call through. */
+  private storeAway(err: unknown): undefined {
+    if (!isStoreUnavailable(err)) throw err;
+    if (this.store.failOpen) return undefined;
+    throw this.store.refusal(false) ?? new Errors.StoreUnavailable((err as Error).message);
+  }
+
+  private admitBudget(call: CallInfo, scopes: string[], r: StoreHold | BudgetRefusal, now: number): Admission | Promise<Admission> {
+    if ((r as BudgetRefusal).budget !== undefined) {
+      const b = (r as BudgetRefusal).budget;
+      const held = b.reservedUsd > 0 ? `, $${formatUsd(b.reservedUsd)} held by calls in flight` : '';
+      const message = `${b.scope} budget of $${formatUsd(b.usd)} per ${b.period} reached ($${formatUsd(b.spentUsd)} spent${held}); resets ${b.resetsAt}`;
+      this.reject(call, scopes, 'billing_error', message);
+      throw Object.assign(new Errors.BudgetExceeded(message), { headers: { 'retry-after': String(secondsUntil(Date.parse(b.resetsAt), now)) } });
+    }
+    return this.admitRates(call, scopes, r, now);
+  }
+
+  private admitRates(call: CallInfo, scopes: string[], hold: StoreHold | undefined, now: number): Admission | Promise<Admission> {
+    const room = this.store.rates.admit(scopes, now);
+    if (room instanceof Promise) {
+      return room.then(
+        (x) => this.admitted(call, scopes, hold, x, now),
+        (err: unknown) => {
+          try {
+            return this.admitted(call, scopes, hold, this.storeAway(err), now);
+          } catch (e) {
+            if (hold) this.store.budgets.settle(hold, [], 0, now);
+            throw e;
+          }
+        },
+      );
+    }
+    return this.admitted(call, scopes, hold, room, now);
+  }
+
+  private admitted(call: CallInfo, scopes: string[], hold: StoreHold | undefined, room: RateHeadroom | RateRefusal | undefined, now: number): Admission {
+    if (room && isRateRefusal(room)) {
+      if (hold) this.store.budgets.settle(hold, [], 0, now);
+      const message = `${room.scope} rate limit of ${room.limit} ${room.kind} per minute reached; retry in ${room.retryAfterSeconds} s`;
+      this.reject(call, scopes, 'rate_limit_error', message);
+      const prefix = `x-gateway-ratelimit-${room.kind}`;
+      throw Object.assign(new Errors.RateLimited(message), {
+        headers: { 'retry-after': String(room.retryAfterSeconds), [`${prefix}-limit`]: String(room.limit), [`${prefix}-remaining`]: '0' },
+      });
+    }
+    return { headers: room ? rateHeaders(room) : undefined, settle: (outcome) => this.settle(call, scopes, hold, outcome) };
+  }
+
+  private settle(call: CallInfo, scopes: string[], hold: StoreHold | undefined, outcome: CallOutcome): void {
     const now = Date.now();
+    const store = this.store;
     const priced = call.countTokens ? { usd: 0, family: undefined, priceKnown: true } : this.prices.cost(outcome.usage, outcome.responseModel, call.upstreamModel, call.requestedModel);
-    if (hold) this.ledger.settle(hold, scopes, priced.usd, now);
-    else if (priced.usd) this.ledger.record(scopes, priced.usd, now);
-    this.limiter.settle(scopes, totalTokens(outcome.usage), now);
+    if (hold) store.budgets.settle(hold, scopes, priced.usd, now);
+    else if (priced.usd) store.budgets.record(scopes, priced.usd, now);
+    store.rates.settle(scopes, totalTokens(outcome.usage), now);
     if (priced.usd > 0 && priced.family) {
       const prev = this.estimates.get(priced.family);
       this.estimates.set(priced.family, prev === undefined ? priced.usd : prev * 0.8 + priced.usd * 0.2);
     }
     const settled = settledCall(call, outcome, priced.usd, priced.priceKnown);
-    this.write(settled, priced.family);
+    this.write(settled, priced.family, scopes);
     this.prometheus.observe(settled);
-    this.runtime.publishSettled(settled);
-    if (this.ledger.size && priced.usd > 0 && this.runtime.budgetsWatched) this.runtime.publishBudgets(this.ledger.statuses(now));
+    this._onDidSettleCall.fire(settled);
+    if (store.budgets.size && priced.usd > 0 && this.host.budgetsWatched) this._onDidChangeBudgets.fire(store.budgets.statuses(now));
   }
 
   /** Records a call refused by a budget or rate limit (it cost nothing and never reached the upstream). */
-  private reject(call: CallInfo, errorType: string, message: string): void {
+  private reject(call: CallInfo, scopes: string[], errorType: string, message: string): void {
     const settled: SettledCall = {
       ...call,
       status: 'rejected',
@@ -194,23 +207,19 @@ export class Accounting implements Accountant, Disposable {
       costUsd: 0,
       priceKnown: true,
     };
-    this.write(settled, undefined);
+    this.write(settled, undefined, scopes);
     this.prometheus.observe(settled);
-    this.runtime.publishSettled(settled);
+    this._onDidSettleCall.fire(settled);
   }
 
-  private write(c: SettledCall, family: string | undefined): void {
-    const now = Date.now();
-    // The head's spend counts exactly the records that will be written (a dropped one is a gap, not spend it names).
+  private write(c: SettledCall, family: string | undefined, scopes: readonly string[]): void {
     const record = callRecord(c, family, this.scrubber, this.securityScrubber);
-    if (!this.audit.appendSoon('call', record as unknown as Record<string, unknown>, now)) return;
-    if (c.costUsd && this.ledger.size) this.spend.add(scopesOf(c), c.costUsd, now);
-    this.usageIndex.add(usageRecordOf(record, new Date(now).toISOString()));
+    this.store.writeCall(record as unknown as Record<string, unknown>, scopes, c.costUsd, Date.now());
   }
 
-  /** GET /usage: from the in-memory usage index (whole days), or the files read in bounded chunks. */
+  /** GET /usage: from the store (the file store's in-memory index, or the database). */
   usage(q: UsageQuery): Promise<UsageReport> {
-    return this.usageIndex.report(q);
+    return this.store.usage(q);
   }
 
   /**
@@ -226,7 +235,7 @@ export class Accounting implements Accountant, Disposable {
   }
 
   flush(): void {
-    this.audit.flush();
+    this.store.audit.flush();
   }
 
   metrics(): Promise<string> {
@@ -234,58 +243,60 @@ export class Accounting implements Accountant, Disposable {
   }
 
   budgets(): BudgetStatus[] {
-    return this.ledger.statuses();
+    return this.store.budgets.statuses();
   }
 
   health(): Record<string, unknown> {
-    const f = this.audit.failure;
-    return {
-      audit: {
-        writable: !f,
-        failOpen: this.runtime.config.audit.failOpen,
-        ...(f ? { error: f.code } : {}),
-        pendingRecords: this.audit.pendingRecords,
-        droppedRecords: this.audit.dropped,
-        bodies: this.runtime.config.audit.bodies,
-        ...(this.started.tamper ? { tamper: { reason: this.started.tamper.reason, message: this.started.tamper.message } } : {}),
-      },
-      budgets: this.ledger.size,
-      rateLimits: this.limiter.size,
-    };
+    return this.store.health();
   }
 
-  /** Overrides one budget's limit for its current window (or clears the override); recorded in the audit log. */
-  overrideBudget(scope: string, period: Period, usd: number | undefined, by?: string): boolean {
-    const ok = this.ledger.override(scope, period, usd);
-    if (ok) {
-      this.audit.append('budget_override', { scope, period, usd: usd ?? null, by });
-      this.runtime.publishBudgets(this.ledger.statuses());
-    }
-    return ok;
+  /**
+   * Overrides one budget's limit for its current window (or clears the override); recorded in the audit log. Through
+   * the store: a database store writes it and every replica hears it, so the answer is then a Promise.
+   */
+  overrideBudget(scope: string, period: Period, usd: number | undefined, by?: string): boolean | Promise<boolean> {
+    const done = (ok: boolean) => {
+      if (ok) {
+        this.store.audit.append('budget_override', { scope, period, usd: usd ?? null, by });
+        this.publishBudgets();
+      }
+      return ok;
+    };
+    const r = this.store.budgets.override(scope, period, usd, Date.now(), by);
+    return r instanceof Promise ? r.then(done) : done(r);
+  }
+
+  private publishBudgets(): void {
+    if (!this.disposed) this._onDidChangeBudgets.fire(this.store.budgets.statuses());
   }
 
   private reconfigure(config: GatewayConfig): void {
     this.prices = new PriceTable(config.prices);
-    this.ledger.configure(config.budgets);
-    this.limiter.configure(config.rateLimits);
+    this.store.reconfigure(config);
     this.scrubber = this.makeScrubber(config);
-    this.spend.configure(config.budgets);
-    this.securityScrubber = scrubberFor('redacted', config, this.runtime);
-    this.audit.append('config_reload', { source: config.source, budgets: config.budgets.length, rateLimits: config.rateLimits.length, activeProfile: config.activeProfile });
-    this.runtime.publishBudgets(this.ledger.statuses());
+    this.securityScrubber = scrubberFor('redacted', config, this.host);
+    this.store.audit.append('config_reload', { source: config.source, budgets: config.budgets.length, rateLimits: config.rateLimits.length, activeProfile: config.activeProfile });
+    this.publishBudgets();
   }
 
   private makeScrubber(config: GatewayConfig): Scrubber | undefined {
-    return config.audit.bodies === 'none' ? undefined : scrubberFor(config.audit.bodies, config, this.runtime);
+    return config.audit.bodies === 'none' ? undefined : scrubberFor(config.audit.bodies, config, this.host);
+  }
+
+  /** Records the stop event and closes the store (a database store writes what is queued and returns its leases first). */
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.disposed = true;
+      for (const s of this.subscriptions.reverse()) s.dispose();
+      this.security.dispose();
+      this.closing = this.store.close({ instance: this.host.instanceId, callsInFlight: this.host.callsInFlight });
+      this._onDidSettleCall.dispose();
+      this._onDidChangeBudgets.dispose();
+    }
+    return this.closing;
   }
 
   dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    for (const s of this.subscriptions.reverse()) s.dispose();
-    this.security.dispose();
-    this.usageIndex.close();
-    this.audit.append('stop', { instance: this.runtime.instanceId, callsInFlight: this.runtime.callsInFlight });
-    this.audit.close();
+    void this.close();
   }
 }

@@ -3,6 +3,7 @@ import type { BudgetStatus } from '../accounting/budgets';
 import type { SecurityRefusal } from '../accounting/security-events';
 import type { UsageQuery, UsageReport } from '../accounting/usage-report';
 import type { Period } from '../accounting/windows';
+import type { Event } from '../events';
 import type { Usage } from '../streams/usage';
 import type { GatewayKey } from './keys';
 
@@ -122,14 +123,17 @@ export interface Admission {
 
 /** The accounting seam: admits calls (budgets, rate limits) and settles them (usage, cost, audit, events). */
 export interface Accountant {
-  /** Throws an Anthropic-shaped 429/503 error when the call must not go ahead. */
-  admit(call: CallInfo): Admission;
+  /**
+   * Throws (or rejects with) an Anthropic-shaped 429/503 error when the call must not go ahead. A Promise only when
+   * the store must ask its database first: callers await only a real Promise, so a synchronous store costs no turn.
+   */
+  admit(call: CallInfo): Admission | Promise<Admission>;
   /** Accounting state for /health (audit log writable, records dropped). */
   health?(): Record<string, unknown>;
   /** Every budget's state now. */
   budgets?(): BudgetStatus[];
   /** Overrides one budget's limit (`usd` undefined clears it), recorded in the audit log as done by `by`; false when no such budget exists. */
-  overrideBudget?(scope: string, period: Period, usd: number | undefined, by?: string): boolean;
+  overrideBudget?(scope: string, period: Period, usd: number | undefined, by?: string): boolean | Promise<boolean>;
   /** Prometheus text for /metrics. */
   metrics?(): Promise<string>;
   /** GET /usage without reading the whole log (accountants without it: the files, read in bounded chunks). */
@@ -138,6 +142,12 @@ export interface Accountant {
   flush?(): void;
   /** Records the stop event and closes the audit log. */
   dispose?(): void;
+  /** As dispose, and resolves once the store has written what is queued (a database store needs the wait). */
+  close?(): Promise<void>;
+  /** Settled calls, for accountants that fire their own (the runtime re-exposes them as onDidSettleCall). */
+  readonly onDidSettleCall?: Event<SettledCall>;
+  /** Budget states after a change, likewise re-exposed by the runtime. */
+  readonly onDidChangeBudgets?: Event<BudgetStatus[]>;
   /** Records a refusal by authentication (401/403) or path confinement in the audit log, rate-limited, without secrets. */
   recordSecurity?(refusal: SecurityRefusal): void;
 }

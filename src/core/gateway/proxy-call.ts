@@ -84,7 +84,9 @@ function flatHeaders(h: FastifyRequest['headers']): Record<string, string> {
 export async function proxyCall(p: ProxyCallParams): Promise<void> {
   const info = callInfo(p);
   const started = performance.now();
-  const admission = p.runtime.admit(info);
+  const admitting = p.runtime.admit(info);
+  // Awaited only when the store had to ask its database: the file store's path stays synchronous.
+  const admission = admitting instanceof Promise ? await admitting : admitting;
   const abort = new CallAbort();
   const onClientGone = () => {
     if (!p.reply.raw.writableFinished) abort.abort();

@@ -56,7 +56,8 @@ export function registerAccountingRoutes(app: FastifyInstance, runtime: GatewayR
     const { scope, period, usd } = overrideRequest(jsonBody<unknown>(request));
     const before = findBudget(runtime.budgets(), scope, period);
     if (usd === undefined && !before.overridden) return { budget: before, previousUsd: before.usd, changed: false };
-    if (!runtime.overrideBudget(scope, before.period, usd, auth.key.id)) {
+    const overridden = runtime.overrideBudget(scope, before.period, usd, auth.key.id);
+    if (!(overridden instanceof Promise ? await overridden : overridden)) {
       throw new Errors.Unavailable('This gateway runs without budget accounting, so its budgets cannot be overridden.');
     }
     return { budget: findBudget(runtime.budgets(), scope, before.period), previousUsd: before.usd, changed: true };

@@ -16,16 +16,20 @@ export function registerPublicRoutes(app: FastifyInstance, runtime: GatewayRunti
     app.route({ method: ['GET', 'HEAD'], url, handler: preconnect, exposeHeadRoute: false });
   }
   app.get('/health', async () => {
-    const accounting = runtime.accountant.health?.() as { audit?: { writable?: boolean; failOpen?: boolean } } | undefined;
+    const accounting = runtime.accountant.health?.() as { audit?: { writable?: boolean; failOpen?: boolean }; store?: { reachable?: boolean; failOpen?: boolean } } | undefined;
     const audit = accounting?.audit;
+    const store = accounting?.store;
+    const away = audit?.writable === false ? audit.failOpen : store?.reachable === false ? store.failOpen : undefined;
     return {
-      // "refusing": model calls get 503 until the audit log can be written; "degraded": served without an audit trail (failOpen).
-      status: audit?.writable === false ? (audit.failOpen ? 'degraded' : 'refusing') : 'ok',
+      // "refusing": model calls get 503 until the audit log (or the store) can be written; "degraded": served without it (failOpen).
+      status: away === undefined ? 'ok' : away ? 'degraded' : 'refusing',
       service: SERVICE_NAME,
       version: runtime.version,
       instanceId: runtime.instanceId,
       activeProfile: runtime.config.activeProfile,
       callsInFlight: runtime.callsInFlight,
+      // Which store serves the keys, budgets and audit, and whether it answers (kind, reachable, failing part).
+      store,
       accounting,
     };
   });
