@@ -1,8 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { claudeCodeEnv, formatEnv } from '../core/env';
 import { buildGateway, REDACT_PATHS } from '../core/gateway/build';
 import { isLoopbackHost } from '../core/gateway/browser-guard';
 import { GatewayRuntime } from '../core/runtime';
+import { openPostgresStore } from '../core/store/postgres-adapter';
+import { followFileKeys } from '../core/store/file-keys';
 import { cliKeyRing, keyReferenceFor, loadCliConfig } from './context';
 import { VERSION } from './version';
 
@@ -27,14 +30,26 @@ export async function serve(opts: ServeOptions): Promise<void> {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: must be an integer from 0 to 65535, got "${opts.port}"`);
     config.listen.port = port;
   }
-  if (!isLoopbackHost(config.listen.host) && config.keys.length === 0) {
+  const shared = config.store.kind === 'postgres';
+  if (!isLoopbackHost(config.listen.host) && config.keys.length === 0 && !shared) {
     throw new UsageError(
       `Refusing to listen on ${config.listen.host} without configured keys: anyone who can reach it could spend on your providers. Add "keys" to ${ctx.file} (see the README), or listen on 127.0.0.1.`,
     );
   }
-  const keys = cliKeyRing(config, { createLocalKey: true });
+  // A shared store's keys are its own (plus the config's): no machine-local key is made for a replica.
+  const keys = cliKeyRing(config, { createLocalKey: !shared });
   for (const w of keys.warnings) process.stderr.write(`warning: ${w}\n`);
-  const runtime = new GatewayRuntime({ config, keys, version: VERSION });
+  // The store is opened before the gateway listens: a replica that cannot reach its database does not start.
+  const instanceId = randomUUID();
+  const store = shared ? await openPostgresStore(config, { instanceId, version: VERSION }) : undefined;
+  if (store) {
+    await keys.follow(store.pg.keys);
+    process.stderr.write(`store: PostgreSQL at ${store.where} (schema ${store.pg.schema}, version ${store.pg.migration.version})\n`);
+  } else {
+    // The file store: keys made with `keys create` live in <dataDir>/keys.json; followed while serving (no restart).
+    await followFileKeys(keys, config.dataDir);
+  }
+  const runtime = new GatewayRuntime({ config, keys, version: VERSION, store, instanceId });
   const accounting = runtime.accountant.health?.() as { audit?: { writable: boolean; error?: string; tamper?: { message: string } } } | undefined;
   if (accounting?.audit?.tamper) process.stderr.write(`error: ${accounting.audit.tamper.message}. Recorded in the log as a "tamper" event; \`audit verify\` fails from now on.\n`);
   if (accounting?.audit && !accounting.audit.writable) {
@@ -76,10 +91,11 @@ function installSignalHandlers(app: FastifyInstance, runtime: GatewayRuntime): v
     if (stopping) return;
     stopping = true;
     process.stderr.write(`${signal}: no longer accepting connections; waiting up to ${DRAIN_MS / 1000} s for ${runtime.callsInFlight} call(s) in flight\n`);
+    // The store writes what it queued and returns its leases before the process exits.
+    const exit = () => void runtime.close().finally(() => process.exit(0));
     const timer = setTimeout(() => {
       app.server.closeAllConnections();
-      runtime.dispose();
-      process.exit(0);
+      exit();
     }, DRAIN_MS);
     timer.unref();
     // Connections that turn idle after close() began (keep-alive clients) are closed as they do.
@@ -88,10 +104,7 @@ function installSignalHandlers(app: FastifyInstance, runtime: GatewayRuntime): v
     app
       .close()
       .catch(() => undefined)
-      .finally(() => {
-        runtime.dispose();
-        process.exit(0);
-      });
+      .finally(exit);
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));

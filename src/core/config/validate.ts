@@ -117,7 +117,8 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): GatewayConfi
   const checkScope = (scope: string, at: string) => {
     const [kind, name] = scope.split(':');
     if (kind === 'profile' && !names.has(name)) problems.push(`${at}.scope: no profile named "${name}"`);
-    if (kind === 'key' && !keyIds.has(name) && name !== 'local') problems.push(`${at}.scope: no key with id "${name}"`);
+    // A PostgreSQL store's keys live in its table, not in the config: their ids are not known here.
+    if (kind === 'key' && !keyIds.has(name) && name !== 'local' && cfg.store?.kind !== 'postgres') problems.push(`${at}.scope: no key with id "${name}"`);
   };
   (cfg.budgets ?? []).forEach((b, i) => checkScope(b.scope, `budgets[${i}]`));
   (cfg.rateLimits ?? []).forEach((r, i) => checkScope(r.scope, `rateLimits[${i}]`));

@@ -21,6 +21,23 @@ export interface GatewayKey {
   registeredBy?: string;
 }
 
+/** A key as a store's feed gives it: its SHA-256 only. */
+export interface FeedKey {
+  id: string;
+  sha256: string;
+  team?: string;
+  project?: string;
+  profile?: string;
+  admin: boolean;
+  revokedAt?: string;
+}
+
+/** A store's keys and their changes (the PostgreSQL store's keys table: PgKeyStore). */
+export interface KeyFeed {
+  reload(): Promise<readonly FeedKey[] | undefined>;
+  onDidChange(listener: (c: { kind: 'upsert'; key: FeedKey } | { kind: 'delete'; id: string } | { kind: 'reload'; keys: FeedKey[] }) => void): { dispose(): void };
+}
+
 /** Which request header carried the gateway key; it is removed before forwarding. */
 export type KeyHeader = 'proxy-authorization' | 'authorization' | 'x-api-key';
 
@@ -108,9 +125,45 @@ export class KeyRing {
     this.put({ ...key }, sha256(secret), secret.length, secret);
   }
 
+  /** Adds (or replaces) a key known only by its SHA-256 (64 hex characters), as a store keeps it. */
+  addDigest(key: GatewayKey, sha256Hex: string): void {
+    if (!/^[0-9a-fA-F]{64}$/.test(sha256Hex)) throw new Error(`key "${key.id}": its SHA-256 must be 64 hex characters`);
+    this.put({ ...key }, Buffer.from(sha256Hex.toLowerCase(), 'hex'));
+  }
+
   remove(id: string): void {
     this.entries.delete(id);
     this.changed();
+  }
+
+  /**
+   * Loads a store's keys into the ring and follows its change feed (a key created, revoked or deleted on any replica),
+   * until the returned handle is disposed. Keys from the config win over a store key with the same id; only keys
+   * this feed added are ever removed by it. Resolves once the first load is in.
+   */
+  async follow(feed: KeyFeed): Promise<{ dispose(): void }> {
+    const fromStore = new Set<string>();
+    const upsert = (k: FeedKey) => {
+      if (this.entries.has(k.id) && !fromStore.has(k.id)) return;
+      fromStore.add(k.id);
+      this.addDigest({ id: k.id, team: k.team, project: k.project, profile: k.profile, admin: k.admin, revoked: k.revokedAt !== undefined }, k.sha256);
+    };
+    const drop = (id: string) => {
+      if (fromStore.delete(id)) this.remove(id);
+    };
+    const load = (keys: readonly FeedKey[]) => {
+      const ids = new Set(keys.map((k) => k.id));
+      for (const id of [...fromStore]) if (!ids.has(id)) drop(id);
+      for (const k of keys) upsert(k);
+    };
+    const subscription = feed.onDidChange((c) => {
+      if (c.kind === 'upsert') upsert(c.key);
+      else if (c.kind === 'delete') drop(c.id);
+      else load(c.keys);
+    });
+    const first = await feed.reload();
+    if (first) load(first);
+    return subscription;
   }
 
   private put(key: GatewayKey, digest: Buffer, length?: number, secret?: string): void {
