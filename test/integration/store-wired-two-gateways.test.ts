@@ -32,6 +32,7 @@ describe('store wired: two gateways on one PostgreSQL', function () {
   const replicas: Replica[] = [];
   const alice = generateKey();
   const bob = generateKey();
+  const root = generateKey();
 
   async function startReplica(): Promise<Replica> {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ccgw-wired-'));
@@ -90,7 +91,7 @@ describe('store wired: two gateways on one PostgreSQL', function () {
     await cluster?.close();
   });
 
-  it('keys, one audit and one budget across both; the store away is a 503 naming it, then calls work and the queued records are written', async () => {
+  it('keys, one audit and one budget across both (an override on A reaches B); the store away is a 503 naming it, then calls work and the queued records are written', async () => {
     const a = await startReplica();
     const b = await startReplica();
     // A key created in the store through A is known to B (by notification).
@@ -102,6 +103,7 @@ describe('store wired: two gateways on one PostgreSQL', function () {
       });
     });
     await a.store.pg.keys.create({ id: 'alice', secret: alice });
+    await a.store.pg.keys.create({ id: 'root', secret: root, admin: true });
     await a.store.pg.keys.create({ id: 'bob', secret: bob });
     await heard;
     assert.equal((await health(a)).store.kind, 'postgres');
@@ -124,6 +126,27 @@ describe('store wired: two gateways on one PostgreSQL', function () {
     const second = await call(b, bob);
     assert.equal(second.status, 429, await second.clone().text());
     assert.equal(((await second.json()) as { error: { type: string } }).error.type, 'billing_error');
+
+    // An override made through A (the admin route, through the store) reaches B by notification: bob's call passes there.
+    const raised = new Promise<void>((resolve) => {
+      const sub = b.runtime.onDidChangeBudgets((all) => {
+        if (!all.some((x) => x.scope === 'key:bob' && x.usd === 50)) return;
+        sub.dispose();
+        resolve();
+      });
+    });
+    const override = await fetch(`${a.url}/budgets/override`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': root },
+      body: JSON.stringify({ scope: 'key:bob', period: 'day', usd: 50 }),
+    });
+    assert.equal(override.status, 200, await override.clone().text());
+    await override.arrayBuffer();
+    await raised;
+    const third = await call(b, bob);
+    assert.equal(third.status, 200, await third.clone().text());
+    ids.push(third.headers.get('x-gateway-request-id')!);
+    await third.arrayBuffer();
 
     // The database stops: A answers 503 naming the store once it knows (calls admitted before that are queued).
     await cluster.pg.stop();
