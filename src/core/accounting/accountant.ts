@@ -18,6 +18,9 @@ import { usageRecordOf } from './usage-records';
 import type { UsageQuery, UsageReport } from './usage-report';
 import { secondsUntil, type Period } from './windows';
 
+/** Retry-after for a call refused because a budget's room is held by calls in flight (not spent): they settle within seconds. */
+const BUDGET_HELD_RETRY_S = 2;
+
 /** How the accountant met the log at start. */
 export interface AccountingStart {
   records: number;
@@ -142,6 +145,13 @@ export class Accounting implements Accountant, Disposable {
         const r = this.ledger.reserve(scopes, this.estimate(call), now);
         if (isRefusal(r)) {
           const b = r.budget;
+          if (b.spentUsd < b.usd) {
+            // Not spent: held by the reservations of calls in flight (each reserves its max_tokens), which settle for less
+            // as a rule. A retryable 429, so Claude Code waits a moment and tries again instead of giving up the turn.
+            const message = `${b.scope} budget of $${formatUsd(b.usd)} per ${b.period} is held by calls in flight ($${formatUsd(b.spentUsd)} spent, $${formatUsd(b.reservedUsd)} reserved for their max_tokens); retry in ${BUDGET_HELD_RETRY_S} s`;
+            this.reject(call, 'budget_held', message);
+            throw Object.assign(new Errors.RateLimited(message), { headers: { 'retry-after': String(BUDGET_HELD_RETRY_S) } });
+          }
           const held = b.reservedUsd > 0 ? `, $${formatUsd(b.reservedUsd)} held by calls in flight` : '';
           const message = `${b.scope} budget of $${formatUsd(b.usd)} per ${b.period} reached ($${formatUsd(b.spentUsd)} spent${held}); resets ${b.resetsAt}`;
           this.reject(call, 'billing_error', message);
