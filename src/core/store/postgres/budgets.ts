@@ -3,7 +3,7 @@ import type { BudgetRefusal } from '../../accounting/budgets';
 import { windowAt, type Period } from '../../accounting/windows';
 import type { BudgetConfig } from '../../config/schema';
 import { Emitter, type Disposable, type Event } from '../../events';
-import { desiredFree, EXHAUSTED_MS, free, freshSlice, IDLE_RETURN_MS, LEASE_MARGIN_MS, LEASE_MS, statusOf, SYNC_CALLS, SYNC_MS, type Slice, type StoreBudgetStatus } from './budget-slice';
+import { desiredFree, EXHAUSTED_MS, free, freshSlice, IDLE_RETURN_MS, LEASE_MARGIN_MS, LEASE_MS, statusOf, SYNC_CALLS, SYNC_MS, syncOneAtATime, type Slice, type StoreBudgetStatus } from './budget-slice';
 import type { PgNotifier } from './notifier';
 import { channelName, checkName, DEFAULT_SCHEMA, ident, StoreError } from './sql';
 
@@ -287,18 +287,7 @@ export class PgBudgetLedger implements Disposable {
 
   /** One budget_sync for a slice (one in flight per slice; a call while one is in flight waits for it, then sends another). */
   private sync(s: Slice): Promise<boolean> {
-    if (s.syncing) {
-      // Everyone who asks while one is in flight shares the one after it (which carries what they wait for).
-      s.nextSync ??= s.syncing.then(() => {
-        s.nextSync = undefined;
-        return this.sync(s);
-      });
-      return s.nextSync;
-    }
-    s.syncing = this.syncNow(s).finally(() => {
-      s.syncing = undefined;
-    });
-    return s.syncing;
+    return syncOneAtATime(s, (x) => this.syncNow(x));
   }
 
   private async syncNow(s: Slice): Promise<boolean> {

@@ -2,7 +2,7 @@ import type { Pool } from 'pg';
 import type { RateHeadroom, RateRefusal } from '../../accounting/rate-limits';
 import type { RateLimitConfig } from '../../config/schema';
 import { Emitter, type Disposable, type Event } from '../../events';
-import { EXHAUSTED_MS, IDLE_RETURN_MS, LEASE_MARGIN_MS, LEASE_MS, SYNC_MS } from './budget-slice';
+import { EXHAUSTED_MS, IDLE_RETURN_MS, LEASE_MARGIN_MS, LEASE_MS, SYNC_MS, syncOneAtATime, type Synced } from './budget-slice';
 import { checkName, DEFAULT_SCHEMA, ident, StoreError } from './sql';
 
 /** A replica asks for this share of a minute's remaining admissions at a time (at least one, and what waits). */
@@ -10,7 +10,7 @@ export const RATE_SLICE_FRACTION = 0.1;
 const SLOTS = 60;
 
 /** One rate limit on this replica. */
-interface Limit {
+interface Limit extends Synced {
   scope: string;
   config: RateLimitConfig;
   /** Admissions leased and not yet used. */
@@ -32,8 +32,6 @@ interface Limit {
   tokenSlotsAt: number;
   waiting: number;
   lastActivity: number;
-  syncing?: Promise<boolean>;
-  nextSync?: Promise<boolean>;
 }
 
 export interface PgRateOptions {
@@ -260,17 +258,7 @@ export class PgRateLimiter implements Disposable {
   }
 
   private sync(l: Limit): Promise<boolean> {
-    if (l.syncing) {
-      l.nextSync ??= l.syncing.then(() => {
-        l.nextSync = undefined;
-        return this.sync(l);
-      });
-      return l.nextSync;
-    }
-    l.syncing = this.syncNow(l).finally(() => {
-      l.syncing = undefined;
-    });
-    return l.syncing;
+    return syncOneAtATime(l, (x) => this.syncNow(x));
   }
 
   private async syncNow(l: Limit): Promise<boolean> {
