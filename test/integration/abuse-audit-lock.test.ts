@@ -1,16 +1,14 @@
 // audit.lock is a lease, not a pid on a hostname: a container or pod recreated after a crash (another hostname, the
 // old process gone for good) starts once the old lease has run out; a live lease still refuses, naming its holder.
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LEASE_MS, LOCK_FILE } from '../../src/core/accounting/audit-lock';
 import { auditCalls } from '../helpers/audit';
+import { postMessage, serveToExit } from '../helpers/audit-lock';
 import { startGateway } from '../helpers/gateway';
 import { MockAnthropic } from '../helpers/mock-anthropic';
-
-const CLI = path.resolve(__dirname, '../../dist/cli.js');
 
 describe('abuse: an audit.lock from another host', function () {
   this.timeout(30_000);
@@ -37,17 +35,13 @@ describe('abuse: an audit.lock from another host', function () {
     return { dataDir, auditDir };
   }
 
-  function serve(dataDir: string): ReturnType<typeof spawnSync> {
-    const config = path.join(dataDir, 'config.json');
-    fs.writeFileSync(config, JSON.stringify({ dataDir, profiles: profiles() }));
-    return spawnSync(process.execPath, [CLI, 'serve', '-c', config, '--port', '0'], { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH ?? '', HOME: home } });
-  }
+  const serve = (dataDir: string) => serveToExit(path.join(dataDir, 'config.json'), { dataDir, profiles: profiles() }, home);
 
   it('with an expired lease: the gateway starts, takes the lock over, and serves', async () => {
     const { dataDir, auditDir } = foreignLock('expired', Date.now() - 1000);
     const gw = await startGateway({ profiles: profiles() }, { dataDir });
     try {
-      const res = await fetch(`${gw.url}/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${gw.key}` }, body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [] }) });
+      const res = await postMessage(gw);
       assert.equal(res.status, 200);
       await res.text();
       const lock = JSON.parse(fs.readFileSync(path.join(auditDir, LOCK_FILE), 'utf8'));
@@ -89,7 +83,7 @@ describe('abuse: an audit.lock from another host', function () {
       fs.writeFileSync(lockFile, JSON.stringify({ pid: 1, host: 'new-pod-1', startedAt: new Date().toISOString(), leaseUntil: new Date(Date.now() + 60_000).toISOString(), token: 'theirs' }));
       const accountant = gw.runtime.accountant as unknown as { audit: { renew(): void } };
       accountant.audit.renew();
-      const res = await fetch(`${gw.url}/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${gw.key}` }, body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [] }) });
+      const res = await postMessage(gw);
       assert.equal(res.status, 503);
       const body = await res.text();
       assert.match(body, /cannot write its audit log \(EAUDITLOCK/, body);

@@ -3,6 +3,7 @@ import * as net from 'node:net';
 import type { SettledCall } from '../../src/core/gateway/call';
 import { encodeEventStreamMessage } from '../../src/core/streams/eventstream';
 import { writtenCalls } from '../helpers/audit';
+import { cloudHeaders, cloudProfiles } from '../helpers/cloud';
 import { nextSettled, startGateway, type TestGateway } from '../helpers/gateway';
 
 const BEDROCK_TOKEN = 'bedrock-api-key-settle-test';
@@ -109,14 +110,9 @@ describe('abuse: calls that never settled', () => {
 
   before(async () => {
     upstream = await new ScriptedUpstream().start();
+    const p = cloudProfiles({ bedrockUrl: upstream.url, vertexUrl: upstream.url, projectId: 'settle-proj', tokenEnv: 'SETTLE_BEDROCK_TOKEN' });
     gw = await startGateway(
-      {
-        budgets: [{ scope: 'global', usd: 1000, period: 'day' }],
-        profiles: [
-          { name: 'bedrock', provider: 'bedrock', region: 'us-east-1', bearerToken: '${env:SETTLE_BEDROCK_TOKEN}', endpoint: upstream.url },
-          { name: 'vertex', provider: 'vertex', projectId: 'settle-proj', region: 'us-east5', credentials: 'client', endpoint: upstream.url },
-        ],
-      },
+      { budgets: [{ scope: 'global', usd: 1000, period: 'day' }], profiles: [{ name: 'bedrock', ...p.bedrock }, { name: 'vertex', ...p.vertex }] },
       { env: { SETTLE_BEDROCK_TOKEN: BEDROCK_TOKEN } },
     );
   });
@@ -126,9 +122,7 @@ describe('abuse: calls that never settled', () => {
   });
 
   function headers(profile: string): Record<string, string> {
-    return profile === 'vertex'
-      ? { 'proxy-authorization': `Bearer ${gw.key}`, authorization: `Bearer ${VERTEX_TOKEN}`, 'content-type': 'application/json' }
-      : { authorization: `Bearer ${gw.key}`, 'content-type': 'application/json' };
+    return cloudHeaders(gw, profile === 'vertex', VERTEX_TOKEN);
   }
 
   /** Sends one call; resolves with what the client saw (a response, or the error of a closed connection). */

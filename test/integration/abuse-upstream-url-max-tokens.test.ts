@@ -1,7 +1,8 @@
 import * as assert from 'node:assert/strict';
+import { cloudHeaders, cloudProfiles, startCloudMocks } from '../helpers/cloud';
 import { nextSettled, startGateway, type TestGateway } from '../helpers/gateway';
-import { MockBedrock } from '../helpers/mock-bedrock';
-import { MockVertex } from '../helpers/mock-vertex';
+import type { MockBedrock } from '../helpers/mock-bedrock';
+import type { MockVertex } from '../helpers/mock-vertex';
 
 const BEDROCK_TOKEN = 'bedrock-api-key-max-tokens-test';
 const VERTEX_TOKEN = 'ya29.max-tokens-client-token';
@@ -19,18 +20,9 @@ describe('abuse: cloud routes report max_tokens for the reservation', () => {
   let gw: TestGateway;
 
   before(async () => {
-    bedrock = await new MockBedrock(() => undefined).start();
-    bedrock.bearerToken = BEDROCK_TOKEN;
-    vertex = await new MockVertex((t) => t === VERTEX_TOKEN).start();
-    gw = await startGateway(
-      {
-        profiles: [
-          { name: 'bedrock', provider: 'bedrock', region: 'us-east-1', bearerToken: '${env:MT_BEDROCK_TOKEN}', endpoint: bedrock.url },
-          { name: 'vertex', provider: 'vertex', projectId: 'mt-proj', region: 'us-east5', credentials: 'client', endpoint: vertex.url },
-        ],
-      },
-      { env: { MT_BEDROCK_TOKEN: BEDROCK_TOKEN } },
-    );
+    ({ bedrock, vertex } = await startCloudMocks(BEDROCK_TOKEN, VERTEX_TOKEN));
+    const p = cloudProfiles({ bedrockUrl: bedrock.url, vertexUrl: vertex.url, projectId: 'mt-proj', tokenEnv: 'MT_BEDROCK_TOKEN' });
+    gw = await startGateway({ profiles: [{ name: 'bedrock', ...p.bedrock }, { name: 'vertex', ...p.vertex }] }, { env: { MT_BEDROCK_TOKEN: BEDROCK_TOKEN } });
   });
   after(async () => {
     await gw.close();
@@ -39,10 +31,8 @@ describe('abuse: cloud routes report max_tokens for the reservation', () => {
   });
 
   async function maxTokensOf(profile: string, path: string, body: string): Promise<{ status: number; maxTokens?: number }> {
-    const headers: Record<string, string> =
-      profile === 'vertex' ? { 'proxy-authorization': `Bearer ${gw.key}`, authorization: `Bearer ${VERTEX_TOKEN}` } : { authorization: `Bearer ${gw.key}` };
     const settled = nextSettled(gw);
-    const res = await fetch(`${gw.url}/profiles/${profile}${path}`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body });
+    const res = await fetch(`${gw.url}/profiles/${profile}${path}`, { method: 'POST', headers: cloudHeaders(gw, profile === 'vertex', VERTEX_TOKEN), body });
     await res.text();
     return { status: res.status, maxTokens: (await settled).maxTokens };
   }

@@ -1,7 +1,8 @@
 import * as assert from 'node:assert/strict';
+import { cloudHeaders, cloudProfiles, startCloudMocks } from '../helpers/cloud';
 import { startGateway, type TestGateway } from '../helpers/gateway';
-import { MockBedrock } from '../helpers/mock-bedrock';
-import { MockVertex } from '../helpers/mock-vertex';
+import type { MockBedrock } from '../helpers/mock-bedrock';
+import type { MockVertex } from '../helpers/mock-vertex';
 
 const BEDROCK_TOKEN = 'bedrock-api-key-upstream-url-test';
 const VERTEX_TOKEN = 'ya29.upstream-url-client-token';
@@ -18,11 +19,8 @@ describe('abuse: client-controlled values in upstream URLs', () => {
   let gw: TestGateway;
 
   before(async () => {
-    bedrock = await new MockBedrock(() => undefined).start();
-    bedrock.bearerToken = BEDROCK_TOKEN;
-    vertex = await new MockVertex((t) => t === VERTEX_TOKEN).start();
-    const vertexProfile = { provider: 'vertex', projectId: 'url-proj', region: 'us-east5', credentials: 'client', endpoint: vertex.url };
-    const bedrockProfile = { provider: 'bedrock', region: 'us-east-1', bearerToken: '${env:URL_BEDROCK_TOKEN}', endpoint: bedrock.url };
+    ({ bedrock, vertex } = await startCloudMocks(BEDROCK_TOKEN, VERTEX_TOKEN));
+    const { bedrock: bedrockProfile, vertex: vertexProfile } = cloudProfiles({ bedrockUrl: bedrock.url, vertexUrl: vertex.url, projectId: 'url-proj', tokenEnv: 'URL_BEDROCK_TOKEN' });
     gw = await startGateway(
       {
         profiles: [
@@ -42,9 +40,7 @@ describe('abuse: client-controlled values in upstream URLs', () => {
   });
 
   function headers(profile: string): Record<string, string> {
-    return profile.startsWith('vertex')
-      ? { 'proxy-authorization': `Bearer ${gw.key}`, authorization: `Bearer ${VERTEX_TOKEN}`, 'content-type': 'application/json' }
-      : { authorization: `Bearer ${gw.key}`, 'content-type': 'application/json' };
+    return cloudHeaders(gw, profile.startsWith('vertex'), VERTEX_TOKEN);
   }
 
   /** Every request either mock received (Bedrock's refused ones and Vertex's refused tokens included). */

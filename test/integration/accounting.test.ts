@@ -207,6 +207,36 @@ describe('accounting: budgets and rate limits', function () {
   });
   after(() => upstream.stop());
 
+  it('a budget whose room is only held by a call in flight refuses with a retryable 429: the SDK retries and gets through once that call settles', async () => {
+    // One call reserves its max_tokens at Opus prices ($0.03) against a $0.02 budget: admitted, since nothing is spent.
+    const gw = await startGateway({ profiles: [{ ...profile(upstream.url), apiKey: 'sk-ant-x' }], budgets: [{ scope: 'global', usd: 0.02, period: 'day' }] });
+    try {
+      upstream.script.push({ holdAfterStart: true });
+      const first = await post(gw, '/v1/messages', msg({ max_tokens: 1000, stream: true }));
+      assert.equal(first.status, 200);
+      await upstream.waitForHold();
+      const refusedOnce = new Promise<SettledCall>((resolve) => {
+        const sub = gw.runtime.onDidSettleCall((c) => {
+          if (c.status !== 'rejected') return;
+          sub.dispose();
+          resolve(c);
+        });
+      });
+      const client = new Anthropic({ baseURL: gw.url, authToken: gw.key, apiKey: null, maxRetries: 3 });
+      const second = client.messages.create(msg({ max_tokens: 1000 }));
+      const refusal = await refusedOnce;
+      assert.equal(refusal.errorType, 'budget_held');
+      upstream.release();
+      await first.text();
+      const answer = await second;
+      assert.equal(answer.content[0].type, 'text', 'the retried call was answered');
+      const calls = await writtenCalls(gw.auditDir);
+      assert.deepEqual(calls.map((c) => c.status), ['rejected', 'ok', 'ok'], 'refused while held, then the held call and the retry');
+    } finally {
+      await gw.close();
+    }
+  });
+
   it('200 concurrent calls at a nearly spent budget: overshoot bounded by the calls in flight; restart rebuilds the spend', async () => {
     const raw = { profiles: [{ ...profile(upstream.url), apiKey: 'sk-ant-x' }], budgets: [{ scope: 'global', usd: 0.02, period: 'day' }] };
     const gw = await startGateway(raw, { keepDataDir: true });
@@ -231,8 +261,21 @@ describe('accounting: budgets and rate limits', function () {
       assert.ok(Math.abs(spent - (9 + ok.length) * CALL_COST) < 1e-9);
       assert.ok(spent - 0.02 <= ok.length * CALL_COST, 'overshoot is at most the cost of the calls in flight');
 
+      // A refusal while the room is only held by the call in flight (its max_tokens reservation) is a retryable 429; once
+      // the spend itself reaches the limit, it is a billing_error until midnight.
+      const typeOf = (x: { body: string }) => (JSON.parse(x.body) as ErrorBody).error.type;
+      for (const h of refused.filter((x) => typeOf(x) === 'rate_limit_error')) {
+        assert.equal(h.headers.get('retry-after'), '2');
+        assert.notEqual(h.headers.get('x-should-retry'), 'false');
+        assert.match((JSON.parse(h.body) as ErrorBody).error.message, /^global budget of \$0\.02 per day is held by calls in flight \(\$0\.0\d+ spent, \$[0-9.]+ reserved for their max_tokens\); retry in 2 s$/);
+      }
+      assert.equal(refused.filter((x) => !['rate_limit_error', 'billing_error'].includes(typeOf(x))).length, 0);
+      const after = await post(gw, '/v1/messages', msg());
+      const r = { status: after.status, headers: after.headers, body: await after.text() };
+      assert.equal(r.status, 429);
+      refused.push(r);
+
       const midnight = new Date(new Date().toISOString().slice(0, 10) + 'T00:00:00Z').getTime() + 86_400_000;
-      const r = refused[0];
       assert.equal(r.headers.get('x-should-retry'), 'false');
       const retry = Number(r.headers.get('retry-after'));
       assert.ok(Math.abs(retry - (midnight - Date.now()) / 1000) < 5, `retry-after ${retry}`);

@@ -5,10 +5,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { AuditLockedError, LOCK_FILE } from '../../src/core/accounting/audit-lock';
 import { auditCalls } from '../helpers/audit';
+import { postMessage, serveToExit } from '../helpers/audit-lock';
 import { startGateway } from '../helpers/gateway';
 import { MockAnthropic } from '../helpers/mock-anthropic';
-
-const CLI = path.resolve(__dirname, '../../dist/cli.js');
 
 /** One writer per audit folder: a second gateway on the same folder would fork the hash chain. */
 describe('audit log: single writer (audit.lock)', function () {
@@ -46,9 +45,7 @@ describe('audit log: single writer (audit.lock)', function () {
     const dataDir = path.join(home, 'cli');
     const held = await startGateway({ profiles: profiles() }, { dataDir });
     try {
-      const config = path.join(home, 'cli.json');
-      fs.writeFileSync(config, JSON.stringify({ dataDir, profiles: profiles() }));
-      const r = spawnSync(process.execPath, [CLI, 'serve', '-c', config, '--port', '0'], { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH ?? '', HOME: home } });
+      const r = serveToExit(path.join(home, 'cli.json'), { dataDir, profiles: profiles() }, home);
       assert.equal(r.status, 1, r.stderr);
       assert.match(r.stderr, new RegExp(`error: the audit log in .* is already being written by another gateway \\(pid ${process.pid}`));
       assert.doesNotMatch(r.stdout, /listening/);
@@ -65,7 +62,7 @@ describe('audit log: single writer (audit.lock)', function () {
     fs.writeFileSync(path.join(auditDir, LOCK_FILE), JSON.stringify({ pid: Number(dead.stdout), host: os.hostname(), startedAt: new Date().toISOString() }));
     const gw = await startGateway({ profiles: profiles() }, { dataDir });
     try {
-      const res = await fetch(`${gw.url}/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${gw.key}` }, body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [] }) });
+      const res = await postMessage(gw);
       assert.equal(res.status, 200);
       await res.text();
       assert.equal(JSON.parse(fs.readFileSync(path.join(auditDir, LOCK_FILE), 'utf8')).pid, process.pid);

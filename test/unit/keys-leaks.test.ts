@@ -1,15 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { forwardableHeaders } from '../../src/core/gateway/forward';
 import { generateKey, KeyRing, projectFor, sha256, type GatewayKey } from '../../src/core/gateway/keys';
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
-}
+import { codeOf } from '../helpers/throws';
 
 describe('gateway keys: finding them in header values and text', () => {
   const secret = Buffer.from('unit-test-token-secret');

@@ -1,15 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { KeyRing } from '../../src/core/gateway/keys';
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
-}
+import { codeOf } from '../helpers/throws';
 
 describe('gateway keys', () => {
   const secret = Buffer.from('unit-test-token-secret');

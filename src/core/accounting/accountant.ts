@@ -16,6 +16,9 @@ import type { UsageIndex } from './usage-index';
 import type { UsageQuery, UsageReport } from './usage-report';
 import { secondsUntil, type Period } from './windows';
 
+/** Retry-after for a call refused because a budget's room is held by calls in flight (not spent): they settle within seconds. */
+const BUDGET_HELD_RETRY_S = 2;
+
 export type { AccountingStart } from '../store/files';
 
 /**
@@ -137,6 +140,13 @@ export class Accounting implements Accountant, Disposable {
   private admitBudget(call: CallInfo, scopes: string[], r: StoreHold | BudgetRefusal, now: number): Admission | Promise<Admission> {
     if ((r as BudgetRefusal).budget !== undefined) {
       const b = (r as BudgetRefusal).budget;
+      if (b.spentUsd < b.usd) {
+        // Not spent: held by the reservations of calls in flight (each reserves its max_tokens), which settle for less
+        // as a rule. A retryable 429, so Claude Code waits a moment and tries again instead of giving up the turn.
+        const message = `${b.scope} budget of $${formatUsd(b.usd)} per ${b.period} is held by calls in flight ($${formatUsd(b.spentUsd)} spent, $${formatUsd(b.reservedUsd)} reserved for their max_tokens); retry in ${BUDGET_HELD_RETRY_S} s`;
+        this.reject(call, scopes, 'budget_held', message);
+        throw Object.assign(new Errors.RateLimited(message), { headers: { 'retry-after': String(BUDGET_HELD_RETRY_S) } });
+      }
       const held = b.reservedUsd > 0 ? `, $${formatUsd(b.reservedUsd)} held by calls in flight` : '';
       const message = `${b.scope} budget of $${formatUsd(b.usd)} per ${b.period} reached ($${formatUsd(b.spentUsd)} spent${held}); resets ${b.resetsAt}`;
       this.reject(call, scopes, 'billing_error', message);

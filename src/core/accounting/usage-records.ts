@@ -1,5 +1,7 @@
+import type { Usage } from '../streams/usage';
+
 /** What usage counts of one call record of the audit log (see CallRecord in records.ts). */
-export interface UsageRecord {
+export interface UsageRecord extends Usage {
   /** The record's place in the chain (read from the files; a record not yet written has none). */
   seq?: number;
   /** The call's request id (to tell a record read from the files from the same call seen as it settled). */
@@ -13,11 +15,6 @@ export interface UsageRecord {
   /** The response's model, else the upstream's, else the requested one. */
   model?: string;
   status?: string;
-  input: number;
-  output: number;
-  cacheWrite5m: number;
-  cacheWrite1h: number;
-  cacheRead: number;
   costUsd: number;
   priceKnown: boolean;
 }

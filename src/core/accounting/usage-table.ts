@@ -1,20 +1,16 @@
+import type { Usage } from '../streams/usage';
 import type { UsageRecord } from './usage-records';
 
 /** How `usage` groups its totals. */
 export const USAGE_GROUPS = ['day', 'model', 'key', 'team', 'project', 'profile'] as const;
 export type UsageGroupBy = (typeof USAGE_GROUPS)[number];
 
-/** Totals over a set of call records. */
-export interface UsageTotals {
+/** Totals over a set of call records (their token counts summed). */
+export interface UsageTotals extends Usage {
   /** Calls that reached an upstream (refused calls are counted in `rejected`). */
   requests: number;
   rejected: number;
   errors: number;
-  input: number;
-  output: number;
-  cacheWrite5m: number;
-  cacheWrite1h: number;
-  cacheRead: number;
   /** The sum of the records' costs, each taken to the picodollar, so it does not depend on the order of the records. */
   costUsd: number;
   /** Calls priced at the fallback family because their model is not in the price table. */

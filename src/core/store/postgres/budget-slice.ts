@@ -15,8 +15,32 @@ export const EXHAUSTED_MS = 250;
 /** A lease is used only until this long before it ends by the replica's clock (the database's may run a little behind). */
 export const LEASE_MARGIN_MS = 5000;
 
+/** Something this replica syncs with the database, one sync in flight at a time. */
+export interface Synced {
+  syncing?: Promise<boolean>;
+  nextSync?: Promise<boolean>;
+}
+
+/**
+ * Runs `syncNow` for `x` with one in flight at a time: everyone who asks while one is in flight shares the one after it
+ * (which carries what they wait for).
+ */
+export function syncOneAtATime<T extends Synced>(x: T, syncNow: (x: T) => Promise<boolean>): Promise<boolean> {
+  if (x.syncing) {
+    x.nextSync ??= x.syncing.then(() => {
+      x.nextSync = undefined;
+      return syncOneAtATime(x, syncNow);
+    });
+    return x.nextSync;
+  }
+  x.syncing = syncNow(x).finally(() => {
+    x.syncing = undefined;
+  });
+  return x.syncing;
+}
+
 /** One budget's state on this replica, for the current window. */
-export interface Slice {
+export interface Slice extends Synced {
   scope: string;
   period: Period;
   configuredUsd: number;
@@ -44,8 +68,6 @@ export interface Slice {
   waiting: number;
   /** Sum of reservation sizes asked of the database (the largest one is `need`). */
   need: number;
-  syncing?: Promise<boolean>;
-  nextSync?: Promise<boolean>;
   /** Return the unused slice at the next sync (an override lowered the limit). */
   giveBack: boolean;
 }

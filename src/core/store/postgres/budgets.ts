@@ -3,8 +3,9 @@ import type { BudgetRefusal } from '../../accounting/budgets';
 import { windowAt, type Period } from '../../accounting/windows';
 import type { BudgetConfig } from '../../config/schema';
 import { Emitter, type Disposable, type Event } from '../../events';
-import { desiredFree, EXHAUSTED_MS, free, freshSlice, IDLE_RETURN_MS, LEASE_MARGIN_MS, LEASE_MS, statusOf, SYNC_CALLS, SYNC_MS, type Slice, type StoreBudgetStatus } from './budget-slice';
+import { desiredFree, EXHAUSTED_MS, free, freshSlice, IDLE_RETURN_MS, LEASE_MARGIN_MS, LEASE_MS, statusOf, SYNC_CALLS, SYNC_MS, syncOneAtATime, type Slice, type StoreBudgetStatus } from './budget-slice';
 import type { PgNotifier } from './notifier';
+import { Reachability } from './reachability';
 import { channelName, checkName, DEFAULT_SCHEMA, ident, StoreError } from './sql';
 
 export { IDLE_RETURN_MS, LEASE_MS, SLICE_FRACTION, SYNC_CALLS, SYNC_MS, type StoreBudgetStatus } from './budget-slice';
@@ -49,7 +50,7 @@ export function isStoreRefusal(r: StoreBudgetHold | BudgetRefusal): r is BudgetR
  * many replicas and calls (while every replica reaches the database at least once per lease, and costs stay within
  * their reservations). A lease lasts LEASE_MS (60 s) from its last renewal: a killed replica's slice returns then.
  */
-export class PgBudgetLedger implements Disposable {
+export class PgBudgetLedger extends Reachability implements Disposable {
   private slices: Slice[] = [];
   private byScope = new Map<string, Slice[]>();
   private retiring: Slice[] = [];
@@ -61,20 +62,16 @@ export class PgBudgetLedger implements Disposable {
   private readonly fn: string;
   private readonly channel: string;
   private closed = false;
-  /** Set while the database cannot be reached for a batch or a lease (each tick tries again until it can). */
-  failure?: { code: string; message: string };
   /** Fires when a budget's limit changed on any replica (after this replica applied it). */
   readonly onDidChangeLimit: Event<BudgetLimitChange> = this.changes.event;
-  private readonly recoveries = new Emitter<void>();
-  /** Fires when the database answers again after a failure. */
-  readonly onDidRecover: Event<void> = this.recoveries.event;
-  private probing = false;
 
   constructor(
     private readonly pool: Pool,
     budgets: readonly BudgetConfig[],
     private readonly options: PgBudgetOptions,
   ) {
+    // Its failure: the database cannot be reached for a batch or a lease.
+    super('budgets');
     const schema = checkName(options.schema ?? DEFAULT_SCHEMA, 'store.schema');
     this.fn = ident(schema);
     this.channel = channelName(schema, 'budgets');
@@ -287,18 +284,7 @@ export class PgBudgetLedger implements Disposable {
 
   /** One budget_sync for a slice (one in flight per slice; a call while one is in flight waits for it, then sends another). */
   private sync(s: Slice): Promise<boolean> {
-    if (s.syncing) {
-      // Everyone who asks while one is in flight shares the one after it (which carries what they wait for).
-      s.nextSync ??= s.syncing.then(() => {
-        s.nextSync = undefined;
-        return this.sync(s);
-      });
-      return s.nextSync;
-    }
-    s.syncing = this.syncNow(s).finally(() => {
-      s.syncing = undefined;
-    });
-    return s.syncing;
+    return syncOneAtATime(s, (x) => this.syncNow(x));
   }
 
   private async syncNow(s: Slice): Promise<boolean> {
@@ -385,17 +371,6 @@ export class PgBudgetLedger implements Disposable {
     const list = this.retiring;
     this.retiring = [];
     for (const s of list) if (!(await this.syncNow(s))) this.retiring.push(s);
-  }
-
-  private recovered(): void {
-    if (!this.failure) return;
-    this.failure = undefined;
-    this.recoveries.fire();
-  }
-
-  private fail(err: unknown): void {
-    const e = err as { code?: string; message?: string };
-    this.failure = { code: e.code ?? 'ESTORE', message: `the store (PostgreSQL) cannot be reached for budgets (${e.code ?? e.message})` };
   }
 
   private refusal(s: Slice, now: number): BudgetRefusal {

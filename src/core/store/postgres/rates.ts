@@ -1,8 +1,9 @@
 import type { Pool } from 'pg';
 import type { RateHeadroom, RateRefusal } from '../../accounting/rate-limits';
 import type { RateLimitConfig } from '../../config/schema';
-import { Emitter, type Disposable, type Event } from '../../events';
-import { EXHAUSTED_MS, IDLE_RETURN_MS, LEASE_MARGIN_MS, LEASE_MS, SYNC_MS } from './budget-slice';
+import type { Disposable } from '../../events';
+import { EXHAUSTED_MS, IDLE_RETURN_MS, LEASE_MARGIN_MS, LEASE_MS, SYNC_MS, syncOneAtATime, type Synced } from './budget-slice';
+import { Reachability } from './reachability';
 import { checkName, DEFAULT_SCHEMA, ident, StoreError } from './sql';
 
 /** A replica asks for this share of a minute's remaining admissions at a time (at least one, and what waits). */
@@ -10,7 +11,7 @@ export const RATE_SLICE_FRACTION = 0.1;
 const SLOTS = 60;
 
 /** One rate limit on this replica. */
-interface Limit {
+interface Limit extends Synced {
   scope: string;
   config: RateLimitConfig;
   /** Admissions leased and not yet used. */
@@ -32,8 +33,6 @@ interface Limit {
   tokenSlotsAt: number;
   waiting: number;
   lastActivity: number;
-  syncing?: Promise<boolean>;
-  nextSync?: Promise<boolean>;
 }
 
 export interface PgRateOptions {
@@ -70,7 +69,7 @@ interface SyncRow {
  * minute back, so a replica refuses once the minute's tokens as last read plus its own reach the limit. Slack: what
  * other replicas settled since this one's last sync (SYNC_MS while busy).
  */
-export class PgRateLimiter implements Disposable {
+export class PgRateLimiter extends Reachability implements Disposable {
   private byScope = new Map<string, Limit[]>();
   private limits: Limit[] = [];
   private readonly timer: NodeJS.Timeout;
@@ -80,18 +79,14 @@ export class PgRateLimiter implements Disposable {
   private closed = false;
   /** Limits dropped by a config reload whose counts and lease are still to be reported and returned. */
   private retired: Limit[] = [];
-  /** Set while the database cannot be reached for a report or a lease (each tick tries again until it can). */
-  failure?: { code: string; message: string };
-  private readonly recoveries = new Emitter<void>();
-  /** Fires when the database answers again after a failure. */
-  readonly onDidRecover: Event<void> = this.recoveries.event;
-  private probing = false;
 
   constructor(
     private readonly pool: Pool,
     limits: readonly RateLimitConfig[],
     private readonly options: PgRateOptions,
   ) {
+    // Its failure: the database cannot be reached for a report or a lease.
+    super('rate limits');
     this.fn = ident(checkName(options.schema ?? DEFAULT_SCHEMA, 'store.schema'));
     this.leaseMs = options.leaseMs ?? LEASE_MS;
     this.clock = options.clock ?? Date.now;
@@ -260,17 +255,7 @@ export class PgRateLimiter implements Disposable {
   }
 
   private sync(l: Limit): Promise<boolean> {
-    if (l.syncing) {
-      l.nextSync ??= l.syncing.then(() => {
-        l.nextSync = undefined;
-        return this.sync(l);
-      });
-      return l.nextSync;
-    }
-    l.syncing = this.syncNow(l).finally(() => {
-      l.syncing = undefined;
-    });
-    return l.syncing;
+    return syncOneAtATime(l, (x) => this.syncNow(x));
   }
 
   private async syncNow(l: Limit): Promise<boolean> {
@@ -309,10 +294,7 @@ export class PgRateLimiter implements Disposable {
         l.tokenSlotsAt = Number(r.o_now);
         l.sendingTokens = new Map();
       }
-      if (this.failure) {
-        this.failure = undefined;
-        this.recoveries.fire();
-      }
+      this.recovered();
       return true;
     } catch (err) {
       // Unknown whether it committed: reported again (counted twice at worst, never lost).
@@ -320,8 +302,7 @@ export class PgRateLimiter implements Disposable {
       merge(l.tokens, l.sendingTokens);
       l.sendingUsed = new Map();
       l.sendingTokens = new Map();
-      const e = err as { code?: string; message?: string };
-      this.failure = { code: e.code ?? 'ESTORE', message: `the store (PostgreSQL) cannot be reached for rate limits (${e.code ?? e.message})` };
+      this.fail(err);
       return false;
     }
   }
