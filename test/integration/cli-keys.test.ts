@@ -139,8 +139,13 @@ for (const mode of MODES) describe(`claude-code-gateway keys (bundled dist/cli.j
       [['alice', createHash('sha256').update(key).digest('hex'), 'platform']],
     );
     // The call is charged to the created key, its team and project.
-    const audit = filesUnder(path.join(dataDir, 'audit')).filter((f) => f.endsWith('.jsonl')).map((f) => fs.readFileSync(f, 'utf8')).join('');
-    const record = audit.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; key?: string; team?: string; project?: string }).find((r) => r.type === 'call');
+    // The call's record is written once the call settles (group commit), which can be just after its answer arrives.
+    const firstCall = () => {
+      const audit = filesUnder(path.join(dataDir, 'audit')).filter((f) => f.endsWith('.jsonl')).map((f) => fs.readFileSync(f, 'utf8')).join('');
+      return audit.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; key?: string; team?: string; project?: string }).find((r) => r.type === 'call');
+    };
+    for (let i = 0; i < 100 && !firstCall(); i++) await new Promise((r) => setTimeout(r, 20));
+    const record = firstCall();
     assert.deepEqual([record?.key, record?.team, record?.project], ['alice', 'platform', 'web']);
   });
 
